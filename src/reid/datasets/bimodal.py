@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
 
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 
 from reid.datasets.cache import PackedImageCache, read_image
 from reid.datasets.manifest import MANIFEST_COLUMNS
@@ -67,7 +67,8 @@ class ReIDBatch(TypedDict):
 def collate_batch(samples: Sequence[ReIDSample]) -> ReIDBatch:
     """Stack samples into a :class:`ReIDBatch`."""
     batch = ReIDBatch(
-        images=torch.stack([s["image"] for s in samples]),
+        # default_collate stacks straight into shared memory inside a worker (no extra copy).
+        images=default_collate([s["image"] for s in samples]),
         labels=torch.tensor([s["label"] for s in samples], dtype=torch.int64),
         pids=torch.tensor([s["pid"] for s in samples], dtype=torch.int64),
         camids=torch.tensor([s["camid"] for s in samples], dtype=torch.int64),
