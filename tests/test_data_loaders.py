@@ -142,3 +142,38 @@ def test_workers_draw_from_distinct_seeded_streams(
     # Batch 0 comes from worker 0 and batch 1 from worker 1.
     assert not torch.equal(draws[0][0], draws[0][1])
     assert all(torch.equal(a, b) for a, b in zip(draws[0], draws[1], strict=True))
+
+
+def test_cli_data_load_runs_one_epoch_and_reports_speed(
+    tree: tuple[Path, pd.DataFrame], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The command's own behaviour, with the dataset registry replaced by the tiny tree."""
+    from typer.testing import CliRunner
+
+    import reid.datasets
+    from reid.cli import app
+
+    root, manifest = tree
+    calls = []
+
+    def fake_load_manifest(dataset: str, dataset_root: Path) -> pd.DataFrame:
+        calls.append((dataset, Path(dataset_root)))
+        return manifest
+
+    monkeypatch.setattr(reid.datasets, "load_manifest", fake_load_manifest, raising=False)
+    runner = CliRunner()
+    options = ["--dataset", "market1501", "--root", str(root), "--workers", "0"]
+    result = runner.invoke(
+        app, ["data", "load", *options, "--batch-size", "8", "--num-instances", "2"]
+    )
+    assert result.exit_code == 0, result.output
+    batches = len(build_train_loader(manifest, root, _config()))
+    assert f"{batches * 8} images in {batches} batches over 1 epoch(s)" in result.output
+    assert "images/s" in result.output
+    assert calls == [("market1501", root)]
+
+    result = runner.invoke(app, ["data", "load", *options, "--batch-size", "6"])
+    assert result.exit_code == 2
+    assert "error: batch size 6 must be a positive multiple of num_instances 4" in result.output
+    result = runner.invoke(app, ["data", "load", *options, "--captions", str(root / "none")])
+    assert result.exit_code == 2 and "no caption shards" in result.output

@@ -9,6 +9,7 @@ so that ``reid --help`` stays fast.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -73,6 +74,49 @@ def _root(
 # ----------------------------------------------------------------------------------------------
 # reid data ...
 # ----------------------------------------------------------------------------------------------
+
+
+@data_app.command("load")
+def data_load(
+    dataset: Annotated[str, typer.Option(help="Dataset name, e.g. market1501 or synthetic.")],
+    root: Annotated[Path, typer.Option(help="Dataset folder (or its parent).")],
+    captions: Annotated[
+        Path | None,
+        typer.Option(help="Caption shard folder (part-*.parquet) to join by relpath."),
+    ] = None,
+    fallback_captions: Annotated[
+        bool,
+        typer.Option(
+            "--fallback-captions",
+            help="Give images without a usable caption 'A photo of a person.' instead of failing.",
+        ),
+    ] = False,
+    epochs: Annotated[int, typer.Option(min=1, help="Epochs to iterate.")] = 1,
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per batch (P x K).")] = 64,
+    num_instances: Annotated[int, typer.Option(min=1, help="K: images per identity.")] = 4,
+    cache: Annotated[
+        str | None,
+        typer.Option(help="'memory': decode and resize every image once, keep it in RAM."),
+    ] = None,
+    workers: Annotated[int, typer.Option(min=0, help="Data-loader worker processes.")] = 2,
+    seed: Annotated[int, typer.Option(help="Seed of the sampler and augmentation.")] = 0,
+) -> None:
+    """Iterate the training loader (P x K sampler, augmentation) and print its images/s."""
+    from reid.datasets.loaders import LoaderConfig, load_and_run_train_epochs
+
+    config = LoaderConfig(
+        batch_size=batch_size,
+        num_instances=num_instances,
+        num_workers=workers,
+        cache=cache,
+        seed=seed,
+        missing_captions="fallback" if fallback_captions else "error",
+    )
+    result = load_and_run_train_epochs(dataset, root, config, captions_dir=captions, epochs=epochs)
+    console.print(
+        f"{result.images} images in {result.batches} batches over {epochs} epoch(s): "
+        f"{result.images_per_second:.0f} images/s (setup {result.setup_seconds:.2f} s)"
+    )
 
 
 # ----------------------------------------------------------------------------------------------

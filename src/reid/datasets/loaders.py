@@ -256,3 +256,22 @@ def run_train_epochs(
     result = LoaderThroughput(setup_seconds, tuple(epoch_seconds), images, batches)
     logger.info("loaded %d images in %d batches", images, batches)
     return result
+
+
+def load_and_run_train_epochs(
+    dataset: str,
+    root: Path | str,
+    config: LoaderConfig,
+    captions_dir: Path | str | None = None,
+    epochs: int = 1,
+    progress: bool = True,
+) -> LoaderThroughput:
+    """``reid data load``: parse a benchmark folder, then :func:`run_train_epochs` over it.
+
+    The folder is parsed by :func:`reid.datasets.load_manifest`; the other arguments are those of
+    :func:`run_train_epochs`.
+    """
+    from reid.datasets import load_manifest
+
+    manifest = load_manifest(dataset, root)
+    return run_train_epochs(manifest, root, config, captions_dir, epochs, progress)
