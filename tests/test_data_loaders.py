@@ -177,3 +177,23 @@ def test_cli_data_load_runs_one_epoch_and_reports_speed(
     assert "error: batch size 6 must be a positive multiple of num_instances 4" in result.output
     result = runner.invoke(app, ["data", "load", *options, "--captions", str(root / "none")])
     assert result.exit_code == 2 and "no caption shards" in result.output
+
+
+def test_accelerate_prepared_loader_replays_the_same_epoch(
+    tree: tuple[Path, pd.DataFrame],
+) -> None:
+    """accelerate re-sets the epoch at each ``iter``; set_epoch must go through its counter."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    root, manifest = tree
+    try:
+        prepared = Accelerator(cpu=True).prepare(build_train_loader(manifest, root, _config()))
+        prepared_epochs = [_epoch(prepared, epoch) for epoch in (1, 2)]
+    finally:
+        AcceleratorState._reset_state(reset_partial_state=True)
+    plain = build_train_loader(manifest, root, _config())
+    for epoch, batches in zip((1, 2), prepared_epochs, strict=True):
+        expected = _epoch(plain, epoch)
+        assert [b["relpaths"] for b in batches] == [b["relpaths"] for b in expected]
+        torch.testing.assert_close(batches[0]["images"], expected[0]["images"], rtol=0, atol=0)

@@ -38,6 +38,14 @@ MISSING_CAPTIONS: tuple[str, ...] = ("error", "fallback")
 UNUSABLE_STATUSES: frozenset[str] = frozenset({"image_error"})
 
 
+def mix_seed(*values: int) -> int:
+    """A deterministic 63-bit mix of integers (seed, epoch, rank, worker): distinct streams."""
+    mixed = 0
+    for value in values:
+        mixed = (mixed * 1_000_003 + int(value) + 0x9E3779B9) % (2**63 - 1)
+    return mixed
+
+
 class ReIDSample(TypedDict):
     """One item of :class:`BimodalDataset`."""
 
@@ -173,7 +181,7 @@ class BimodalDataset(Dataset[ReIDSample]):
         captions_dir: Caption shard folder, or ``None`` for images only.
         missing_captions: ``"error"`` or ``"fallback"``; see :func:`join_captions`.
         cache: ``None`` (decode every time) or ``"memory"`` (:class:`PackedImageCache`).
-        seed: Seed of the augmentation generator; see :meth:`reseed`.
+        seed: Base seed of the augmentation; epoch ``e`` draws from ``mix_seed(seed, e)``.
     """
 
     def __init__(
@@ -210,11 +218,18 @@ class BimodalDataset(Dataset[ReIDSample]):
             self.cache = PackedImageCache(
                 [self.root / relpath for relpath in self.relpaths], transform.resize
             )
+        self.seed = seed
+        self.epoch_seed = seed
         self.generator = torch.Generator()
-        self.reseed(seed)
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Reseed the augmentation for ``epoch`` (accelerate's loaders call this too)."""
+        self.reseed(mix_seed(self.seed, epoch))
 
     def reseed(self, seed: int) -> None:
-        """Reset the augmentation generator (data-loader workers call it with their own seed)."""
+        """Reset the augmentation generator; loader workers derive their seeds from ``seed``."""
+        self.epoch_seed = seed
         self.generator.manual_seed(seed)
 
     def __len__(self) -> int:

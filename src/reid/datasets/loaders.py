@@ -3,8 +3,9 @@
 ``build_train_loader`` = the train rows of a manifest -> :class:`BimodalDataset` with the training
 transform -> :class:`IdentitySampler` (P x K) -> :class:`torch.utils.data.DataLoader`. Call
 :func:`set_epoch` before each epoch: it selects the sampler's order and reseeds the augmentation
-of the main process and of the workers from ``(seed, epoch, rank)``, so an epoch is reproducible
-for a given seed and number of workers, also after a resume.
+of the main process and of the workers from ``(seed, rank, epoch[, worker])``, so an epoch is
+reproducible for a given seed and number of workers, also after a resume. The loader also works
+after ``accelerate``'s ``prepare`` (whose ``set_epoch`` reaches the same sampler and dataset).
 
 Workers are not persistent (each epoch forks them again, so they pick up the epoch's seeds); with
 ``cache="memory"`` forked workers share the packed array copy-on-write (Linux ``fork``).
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, get_worker_info
 
-from reid.datasets.bimodal import BimodalDataset, collate_batch
+from reid.datasets.bimodal import BimodalDataset, collate_batch, mix_seed
 from reid.datasets.samplers import IdentitySampler
 from reid.datasets.transforms import Preprocessing, build_eval_transform, build_train_transform
 from reid.errors import ReIDError
@@ -62,23 +63,17 @@ class LoaderConfig:
     pin_memory: bool = False
 
 
-def _mix_seed(*values: int) -> int:
-    # A deterministic 63-bit mix of (seed, epoch, rank): distinct tuples, distinct streams.
-    mixed = 0
-    for value in values:
-        mixed = (mixed * 1_000_003 + int(value) + 0x9E3779B9) % (2**63 - 1)
-    return mixed
-
-
 def _seed_worker(worker_id: int) -> None:
     """Worker init: seed the dataset's augmentation generator, ``random`` and NumPy."""
     info = get_worker_info()
     if info is None:
         return
-    # info.seed = the loader's base seed (drawn from its generator) + worker_id.
-    info.dataset.reseed(info.seed)
-    random.seed(info.seed)
-    np.random.seed(info.seed % 2**32)
+    # From the epoch's seed, which the forked dataset copy carries, not from the loader's
+    # generator: a wrapped loader (e.g. accelerate's) keeps the same worker seeds.
+    seed = mix_seed(info.dataset.epoch_seed, worker_id)
+    info.dataset.reseed(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
 
 
 def build_train_loader(
@@ -115,7 +110,7 @@ def build_train_loader(
         captions_dir=captions_dir,
         missing_captions=config.missing_captions,
         cache=config.cache,
-        seed=config.seed,
+        seed=mix_seed(config.seed, rank),  # ranks augment differently
     )
     sampler = IdentitySampler(
         dataset.labels,
@@ -133,25 +128,29 @@ def build_train_loader(
         num_workers=config.num_workers,
         collate_fn=collate_batch,
         worker_init_fn=_seed_worker,
-        generator=torch.Generator(),
+        # Its own generator, so that the base seed it draws does not consume the global RNG.
+        generator=torch.Generator().manual_seed(config.seed),
         pin_memory=config.pin_memory,
     )
-    set_epoch(loader, 0)
     return loader
 
 
 def set_epoch(loader: DataLoader, epoch: int) -> None:
     """Select the epoch of a training loader: sampler order and augmentation seeds.
 
-    Call it before iterating each epoch (also after resuming at ``epoch``).
+    Call it before iterating each epoch (also after resuming at ``epoch``). A loader prepared by
+    ``accelerate`` has its own ``set_epoch`` (which reaches the sampler and the dataset, and which
+    it would otherwise call with its own epoch counter at each ``iter``): it is used instead.
     """
-    sampler = loader.sampler
-    if not isinstance(sampler, IdentitySampler) or loader.generator is None:
+    if hasattr(loader, "set_epoch"):
+        loader.set_epoch(epoch)
+        return
+    if not isinstance(loader.sampler, IdentitySampler) or not isinstance(
+        loader.dataset, BimodalDataset
+    ):
         raise TypeError("set_epoch expects a loader built by build_train_loader")
-    sampler.set_epoch(epoch)
-    seed = _mix_seed(sampler.seed, epoch, sampler.rank)
-    loader.generator.manual_seed(seed)
-    loader.dataset.reseed(seed)
+    loader.sampler.set_epoch(epoch)
+    loader.dataset.set_epoch(epoch)
 
 
 def build_eval_loader(
