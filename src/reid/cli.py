@@ -100,6 +100,10 @@ def data_load(
     ] = None,
     workers: Annotated[int, typer.Option(min=0, help="Data-loader worker processes.")] = 2,
     seed: Annotated[int, typer.Option(help="Seed of the sampler and augmentation.")] = 0,
+    train_val: Annotated[
+        bool,
+        typer.Option("--train-val", help="msmt17 only: train on the train + val lists."),
+    ] = False,
 ) -> None:
     """Iterate the training loader (P x K sampler, augmentation) and print its images/s."""
     from reid.datasets.loaders import LoaderConfig, load_and_run_train_epochs
@@ -112,7 +116,14 @@ def data_load(
         seed=seed,
         missing_captions="fallback" if fallback_captions else "error",
     )
-    result = load_and_run_train_epochs(dataset, root, config, captions_dir=captions, epochs=epochs)
+    result = load_and_run_train_epochs(
+        dataset,
+        root,
+        config,
+        captions_dir=captions,
+        epochs=epochs,
+        dataset_options={"train_val": True} if train_val else None,
+    )
     console.print(
         f"{result.images} images in {result.batches} batches over {epochs} epoch(s): "
         f"{result.images_per_second:.0f} images/s (setup {result.setup_seconds:.2f} s)"

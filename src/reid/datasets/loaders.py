@@ -13,7 +13,6 @@ Workers are not persistent (each epoch forks them again, so they pick up the epo
 
 from __future__ import annotations
 
-import logging
 import random
 import time
 from dataclasses import dataclass, field
@@ -31,8 +30,6 @@ from reid.errors import ReIDError
 
 if TYPE_CHECKING:
     import pandas as pd
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -252,9 +249,7 @@ def run_train_epochs(
                 batches += 1
                 bar.advance(task)
             epoch_seconds.append(time.perf_counter() - start)
-    result = LoaderThroughput(setup_seconds, tuple(epoch_seconds), images, batches)
-    logger.info("loaded %d images in %d batches", images, batches)
-    return result
+    return LoaderThroughput(setup_seconds, tuple(epoch_seconds), images, batches)
 
 
 def load_and_run_train_epochs(
@@ -264,13 +259,17 @@ def load_and_run_train_epochs(
     captions_dir: Path | str | None = None,
     epochs: int = 1,
     progress: bool = True,
+    dataset_options: dict[str, object] | None = None,
 ) -> LoaderThroughput:
     """``reid data load``: parse a benchmark folder, then :func:`run_train_epochs` over it.
 
-    The folder is parsed by :func:`reid.datasets.load_manifest`; the other arguments are those of
+    The folder is parsed by :func:`reid.datasets.load_manifest` (with ``dataset_options``, e.g.
+    ``{"train_val": True}`` for MSMT17), and images are read from the dataset folder it resolved
+    (``manifest.attrs["root"]``, which may be below ``root``); the other arguments are those of
     :func:`run_train_epochs`.
     """
     from reid.datasets import load_manifest
 
-    manifest = load_manifest(dataset, root)
-    return run_train_epochs(manifest, root, config, captions_dir, epochs, progress)
+    manifest = load_manifest(dataset, root, **(dataset_options or {}))
+    dataset_root = manifest.attrs.get("root", root)
+    return run_train_epochs(manifest, dataset_root, config, captions_dir, epochs, progress)
