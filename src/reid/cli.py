@@ -130,6 +130,65 @@ def data_load(
     )
 
 
+# reid data synth (src/reid/datasets/synthetic.py) ---------------------------------------------
+
+
+@data_app.command("synth")
+def data_synth(
+    out: Annotated[Path, typer.Option(help="Dataset folder to write (Market-1501 layout).")],
+    ids: Annotated[
+        int, typer.Option(min=2, max=9999, help="Identities; half of them form the test split.")
+    ] = 100,
+    cameras: Annotated[int, typer.Option(min=2, max=9, help="Cameras (2 to 9).")] = 6,
+    seed: Annotated[int, typer.Option(help="Random seed; same arguments give identical files.")] = 0,
+    images_per_camera: Annotated[
+        int,
+        typer.Option(min=1, help="Train or gallery images per identity and camera it is seen in."),
+    ] = 4,
+    query_per_camera: Annotated[
+        int, typer.Option(min=1, help="Query images per test identity and camera.")
+    ] = 1,
+    min_cameras: Annotated[
+        int, typer.Option(min=2, help="Fewest cameras an identity appears in (at least 2).")
+    ] = 2,
+    distractors: Annotated[
+        int, typer.Option(min=0, help="Gallery images of pid 0000 (people outside the ids).")
+    ] = 0,
+    height: Annotated[int, typer.Option(min=16, help="Image height in pixels.")] = 128,
+    width: Annotated[int, typer.Option(min=8, help="Image width in pixels.")] = 64,
+    no_occlusion: Annotated[
+        bool, typer.Option("--no-occlusion", help="Do not draw occluders in any camera.")
+    ] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace the images of an earlier run in --out.")
+    ] = False,
+) -> None:
+    """Write a procedural pedestrian dataset (JPEGs + attributes.parquet) and print its size."""
+    from reid.datasets.synthetic import make_synthetic_dataset
+
+    summary = make_synthetic_dataset(
+        out,
+        ids=ids,
+        cameras=cameras,
+        seed=seed,
+        images_per_camera=images_per_camera,
+        query_per_camera=query_per_camera,
+        min_cameras=min_cameras,
+        distractors=distractors,
+        height=height,
+        width=width,
+        occlusion=not no_occlusion,
+        overwrite=overwrite,
+    )
+    console.print(
+        f"wrote {summary.root}: train {summary.train_ids} ids / {summary.train_images} images, "
+        f"query {summary.test_ids} ids / {summary.query_images} images, gallery "
+        f"{summary.gallery_images} images ({summary.distractor_images} distractors), "
+        f"{summary.cameras} cameras, in {summary.seconds:.1f} s",
+        soft_wrap=True,
+    )
+
+
 # ----------------------------------------------------------------------------------------------
 # reid caption, reid captions ...
 # ----------------------------------------------------------------------------------------------
