@@ -7,6 +7,12 @@ of the main process and of the workers from ``(seed, rank, epoch[, worker])``, s
 reproducible for a given seed and number of workers, also after a resume. The loader also works
 after ``accelerate``'s ``prepare`` (whose ``set_epoch`` reaches the same sampler and dataset).
 
+Data parallel training, two equivalent ways: build the loader with
+``num_replicas=world_size, rank=rank`` and move batches to the device yourself (do not
+``prepare`` it, or it is sharded twice); or build it with ``num_replicas=1`` and let
+``accelerator.prepare`` deal whole batches to the ranks. The first also gives each rank its own
+augmentation stream (the rank is mixed into the seed).
+
 Workers are not persistent (each epoch forks them again, so they pick up the epoch's seeds); with
 ``cache="memory"`` forked workers share the packed array copy-on-write (Linux ``fork``).
 """
