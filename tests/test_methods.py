@@ -1,0 +1,214 @@
+"""The four methods on the tiny CLIP: forward/backward, trainable splits, caches, inference path."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import torch
+
+from reid.errors import ReIDError
+from reid.testing.clip import build_tiny_clip, tiny_clip_config
+from reid.training.backbone import BackboneConfig, ReIDModel
+from reid.training.methods import METHODS, Method, build_method, method_config
+from reid.training.methods.svll import augmented_view
+
+torch.set_num_threads(1)
+
+TINY = {"vision_width": 32, "vision_layers": 2, "patch_size": 8, "image_size": (32, 16)}
+OPTIONS: dict[str, dict[str, Any]] = {
+    "baseline": {},
+    "clip-reid": {},
+    "svll": {"head_hidden_dim": 16, "head_output_dim": 8},
+    "scgi": {"heads": 2},
+}
+STAGES = [(name, stage) for name, cls in METHODS.items() for stage in cls.stages]
+COLOURS = ["red", "red", "blue", "blue", "green", "green", "black", "black"]
+
+
+@pytest.fixture(scope="module")
+def clip_model() -> torch.nn.Module:
+    return build_tiny_clip(seed=0, **TINY)
+
+
+@pytest.fixture(scope="module")
+def backbone() -> BackboneConfig:
+    architecture = tiny_clip_config(**TINY)
+    return BackboneConfig(
+        clip_config=architecture, image_size=(32, 16), num_classes=4, sie_cameras=2
+    )
+
+
+def make_batch(seed: int = 0, with_captions: bool = True) -> dict[str, Any]:
+    generator = torch.Generator().manual_seed(seed)
+    batch: dict[str, Any] = {
+        "images": torch.randn(8, 3, 32, 16, generator=generator),
+        "labels": torch.tensor([0, 0, 1, 1, 2, 2, 3, 3]),
+        "pids": torch.tensor([10, 10, 11, 11, 12, 12, 13, 13]),
+        "camids": torch.tensor([0, 1, 0, 1, 0, 1, 0, 1]),
+        "relpaths": [f"train/{index}.jpg" for index in range(8)],
+    }
+    if with_captions:
+        batch["captions"] = [f"A person in a {colour} shirt." for colour in COLOURS]
+    return batch
+
+
+def prepared(method: Method, stage: str) -> Method:
+    method.train()
+    method.prepare_stage(stage, [make_batch(0), make_batch(1)] if stage == "prompt" else None)
+    return method
+
+
+def optimizer_step(method: Method, stage: str) -> dict[str, torch.Tensor]:
+    """One Adam step on ``param_groups(stage)``; returns the parameters from before it."""
+    before = {name: p.detach().clone() for name, p in method.named_parameters()}
+    optimizer = torch.optim.Adam(method.param_groups(stage))
+    output = method(make_batch(0), stage)
+    output.loss.backward()
+    optimizer.step()
+    return before
+
+
+def changed(method: Method, before: dict[str, torch.Tensor]) -> set[str]:
+    return {n for n, p in method.named_parameters() if not torch.equal(p.detach(), before[n])}
+
+
+@pytest.mark.parametrize(("name", "stage"), STAGES)
+def test_forward_backward(clip_model, backbone, name: str, stage: str) -> None:
+    method = prepared(build_method(name, clip_model, backbone, OPTIONS[name]), stage)
+    output = method(make_batch(0), stage)
+    assert output.loss.ndim == 0 and torch.isfinite(output.loss)
+    assert output.terms["loss"] == pytest.approx(output.loss.item())
+    assert all(isinstance(value, float) for value in output.terms.values())
+    output.loss.backward()
+    trainable = [p for group in method.param_groups(stage) for p in group["params"]]
+    assert trainable and all(p.grad is not None for p in trainable)
+    assert any(p.grad.abs().sum() > 0 for p in trainable)
+    frozen = [p for p in method.parameters() if not p.requires_grad]
+    assert all(p.grad is None for p in frozen)
+
+
+def test_clip_reid_prompt_stage_changes_only_prompt_tokens(clip_model, backbone) -> None:
+    method = prepared(build_method("clip-reid", clip_model, backbone), "prompt")
+    before = optimizer_step(method, "prompt")
+    assert changed(method, before) == {"prompt_tokens"}
+
+
+@pytest.mark.parametrize("name", ["clip-reid", "svll"])
+def test_image_stage_never_changes_prompts_or_text(clip_model, backbone, name: str) -> None:
+    method = prepared(build_method(name, clip_model, backbone, OPTIONS[name]), "image")
+    text_features = method.class_text_features.clone()
+    before = optimizer_step(method, "image")
+    moved = changed(method, before)
+    assert "prompt_tokens" not in moved
+    assert not any(n.startswith(("text_encoder.", "text_head.")) for n in moved)
+    assert any(n.startswith("model.visual.") for n in moved)
+    torch.testing.assert_close(method.class_text_features, text_features)
+    expected = method.identity_text_features(torch.arange(4))
+    torch.testing.assert_close(method.class_text_features, expected)
+
+
+@pytest.mark.parametrize("train_text_head", [True, False])
+def test_svll_prompt_stage_trains_prompts_and_optionally_the_head(
+    clip_model, backbone, train_text_head: bool
+) -> None:
+    options = {**OPTIONS["svll"], "train_text_head": train_text_head}
+    method = prepared(build_method("svll", clip_model, backbone, options), "prompt")
+    before = optimizer_step(method, "prompt")
+    moved = changed(method, before)
+    head = {n for n, _ in method.named_parameters() if n.startswith("text_head.")}
+    assert moved == ({"prompt_tokens"} | head if train_text_head else {"prompt_tokens"})
+
+
+def test_scgi_never_changes_the_text_encoder(clip_model, backbone) -> None:
+    method = prepared(build_method("scgi", clip_model, backbone, OPTIONS["scgi"]), "image")
+    before = optimizer_step(method, "image")
+    moved = changed(method, before)
+    assert not any(n.startswith("text_encoder.") for n in moved)
+    for prefix in ("model.visual.", "inversion.", "fusion.", "fusion_classifier."):
+        assert any(n.startswith(prefix) for n in moved), prefix
+    assert "model.bottleneck.bias" not in moved and "fusion_bottleneck.bias" not in moved
+
+
+def test_scgi_learning_rates(clip_model, backbone) -> None:
+    method = prepared(build_method("scgi", clip_model, backbone, OPTIONS["scgi"]), "image")
+    groups = {group["name"]: group for group in method.param_groups("image")}
+    assert groups["visual"]["lr"] == 5e-6 and groups["new"]["lr"] == 5e-5
+    assert groups["visual.bias"]["lr"] == 1e-5  # CLIP-ReID's bias factor 2
+    visual = {id(p) for p in method.model.visual.parameters()}
+    assert {id(p) for p in groups["visual"]["params"] + groups["visual.bias"]["params"]} == visual
+    new = {id(p) for p in groups["new"]["params"] + groups["new.bias"]["params"]}
+    assert {id(p) for p in method.inversion.parameters()} <= new
+    assert not new & {id(p) for p in method.text_encoder.parameters()}
+
+
+def test_clip_reid_caches_image_features_by_relpath(clip_model, backbone) -> None:
+    method = build_method("clip-reid", clip_model, backbone)
+    with pytest.raises(ValueError, match="loader"):
+        method.prepare_stage("prompt")
+    prepared(method, "prompt")
+    assert method.cached_image_features.shape == (16, 32)
+    second = make_batch(1)
+    method.model.eval()
+    with torch.no_grad():
+        expected = method.model.encode(second["images"][2:4]).projected
+    torch.testing.assert_close(method.cached_features(second["relpaths"][2:4]), expected)
+    with pytest.raises(KeyError, match="not cached"):
+        method.cached_features(["query/unknown.jpg"])
+
+
+def test_scgi_encodes_each_caption_once(clip_model, backbone) -> None:
+    method = prepared(build_method("scgi", clip_model, backbone, OPTIONS["scgi"]), "image")
+    encoded: list[str] = []
+    original = method.text_encoder.encode
+
+    def counting_encode(texts):
+        encoded.extend(texts)
+        return original(texts)
+
+    method.text_encoder.encode = counting_encode
+    method(make_batch(0), "image")
+    method(make_batch(1), "image")
+    assert sorted(encoded) == sorted(set(make_batch(0)["captions"]))
+    caption = "A person in a red shirt."
+    torch.testing.assert_close(
+        method.caption_features([caption])[0], original([caption]).features[0]
+    )
+    with pytest.raises(ReIDError, match="captions"):
+        method(make_batch(0, with_captions=False), "image")
+
+
+def test_scgi_inference_model_is_image_encoder_only(clip_model, backbone) -> None:
+    method = prepared(build_method("scgi", clip_model, backbone, OPTIONS["scgi"]), "image")
+    optimizer_step(method, "image")
+    keys = method.model.state_dict().keys()
+    prefixes = ("visual.", "sie_embedding", "bottleneck", "classifier")
+    assert all(key.startswith(prefixes) for key in keys)
+    assert any(key.startswith("sie_embedding") for key in keys)
+    rebuilt = ReIDModel(BackboneConfig.from_dict(json.loads(json.dumps(backbone.to_dict()))))
+    rebuilt.load_state_dict(method.model.state_dict(), strict=True)
+    images = make_batch(2)["images"]
+    method.model.eval()
+    rebuilt.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt(images), method.model(images))
+
+
+def test_unknown_method_or_option_lists_valid_keys() -> None:
+    with pytest.raises(ReIDError, match="valid methods"):
+        method_config("clip-scgi")
+    with pytest.raises(ReIDError, match="num_queries"):
+        method_config("scgi", {"queries": 3})
+    assert method_config("svll").text_ssl_weight == 0.8
+    assert method_config("clip-reid").id_weight == 0.25
+
+
+def test_svll_view_erases_a_third_of_the_image() -> None:
+    torch.manual_seed(0)
+    images = torch.zeros(16, 3, 64, 32)
+    view = augmented_view(images, erasing_probability=1.0, area=1 / 3, flip_probability=0.0)
+    erased = (view != 0).any(dim=1).flatten(1).sum(dim=1).float() / (64 * 32)
+    assert ((erased - 1 / 3).abs() < 0.03).all()
+    untouched = augmented_view(images + 1, erasing_probability=0.0, area=1 / 3, flip_probability=0)
+    assert torch.equal(untouched, images + 1)
