@@ -76,6 +76,68 @@ def _root(
 # ----------------------------------------------------------------------------------------------
 
 
+# reid data stats (src/reid/datasets/report.py, parsers in src/reid/datasets/) ----------------
+
+
+@data_app.command("stats")
+def data_stats(
+    dataset: Annotated[
+        str,
+        typer.Option(
+            help="Dataset: market1501, msmt17, dukemtmc, occluded_duke, cuhk03, veri776, "
+            "vehicleid or synthetic."
+        ),
+    ],
+    root: Annotated[
+        Path,
+        typer.Option(
+            help="The dataset folder (holding the split folders) or a parent holding it under "
+            "its archive name, e.g. Market-1501-v15.09.15, MSMT17_V1, VeRi."
+        ),
+    ],
+    output_format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help='"table" (subset | # ids | # images | # cameras) or "json" '
+            '({"train": {"ids": N, "images": N, "cameras": N}, "query": ..., "gallery": ...}).',
+        ),
+    ] = "table",
+    train_val: Annotated[
+        bool,
+        typer.Option(
+            "--train-val",
+            help="msmt17 only: train on list_train.txt + list_val.txt (as CLIP-ReID).",
+        ),
+    ] = False,
+    variant: Annotated[
+        str | None, typer.Option(help="cuhk03 only: 'labeled' (default) or 'detected' boxes.")
+    ] = None,
+    test_size: Annotated[
+        int | None, typer.Option(help="vehicleid only: test list 800 (default), 1600 or 2400.")
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(help="vehicleid only: seed of the one-image-per-vehicle gallery draw."),
+    ] = None,
+) -> None:
+    """Parse a benchmark folder, check its layout and print the split statistics."""
+    from reid.datasets.report import dataset_report
+
+    # Only the options the user gave reach the parser, which rejects those of other datasets.
+    options = {
+        name: value
+        for name, value in (
+            ("train_val", train_val or None),
+            ("variant", variant),
+            ("test_size", test_size),
+            ("seed", seed),
+        )
+        if value is not None
+    }
+    typer.echo(dataset_report(dataset, root, output_format, **options))
+
+
 @data_app.command("load")
 def data_load(
     dataset: Annotated[str, typer.Option(help="Dataset name, e.g. market1501 or synthetic.")],
