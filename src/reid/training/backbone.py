@@ -16,7 +16,8 @@ open_clip builds the vision tower; this module changes only what ReID needs:
 :class:`ReIDModel` is the only inference path: ``model(images, camids) -> (B, width + embed_dim)``,
 the L2-normalised concatenation of the pre-BN last-block CLS and the pre-BN projected CLS
 (1280-d for ViT-B/16). It is rebuilt from a :class:`BackboneConfig` alone (JSON metadata of a
-checkpoint) and holds no text module. This file imports only torch and open_clip.
+checkpoint) and holds no text module. Its imports are torch, open_clip and ``reid.training.vision``
+(the tower changes); never transformers or caption code.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from typing import Any, NamedTuple
 import open_clip
 import torch
 import torch.nn.functional as F
-from open_clip.model import _build_vision_tower
+from open_clip.model import _build_vision_tower  # builds the vision tower alone (no text tower)
 from open_clip.modified_resnet import ModifiedResNet
 from open_clip.transformer import VisionTransformer
 from torch import nn
