@@ -1,0 +1,176 @@
+"""Market-protocol metrics against the naive per-query loop, hand-worked cases and bad inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from evaluation_reference import make_problem, reference_market
+from reid.errors import ReIDError
+from reid.evaluation._ranking import pack_keys
+from reid.evaluation.metrics import (
+    EvaluationError,
+    evaluate_distmat,
+    evaluate_features,
+    pairwise_distances,
+)
+
+
+def assert_matches_reference(result, reference) -> None:  # type: ignore[no-untyped-def]
+    mAP, cmc, mINP, num_valid = reference
+    assert result.num_valid_queries == num_valid
+    assert result.mAP == pytest.approx(mAP, abs=1e-6)
+    assert result.mINP == pytest.approx(mINP, abs=1e-6)
+    np.testing.assert_allclose(result.cmc, cmc, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("seed", "num_query", "num_gallery", "ties", "max_rank"),
+    [
+        (0, 40, 300, False, 50),
+        (1, 40, 300, True, 50),  # exact ties everywhere
+        (2, 25, 12, False, 50),  # gallery smaller than max_rank
+        (3, 30, 30, True, 20),
+        (4, 60, 500, False, 100),
+    ],
+)
+def test_distmat_equals_reference(
+    seed: int, num_query: int, num_gallery: int, ties: bool, max_rank: int
+) -> None:
+    problem = make_problem(np.random.default_rng(seed), num_query, num_gallery, ties=ties)
+    reference = reference_market(problem.distmat, *problem.labels(), max_rank=max_rank)
+    assert 0 < reference[3] < num_query  # some queries valid, the same-camera one skipped
+    result = evaluate_distmat(problem.distmat, *problem.labels(), max_rank=max_rank)
+    assert_matches_reference(result, reference)
+    assert result.num_skipped_queries == num_query - reference[3]
+    assert result.cmc.shape == (max_rank,)
+    # many tiny chunks, torch inputs and float64 give the same figures
+    chunked = evaluate_distmat(
+        torch.from_numpy(problem.distmat.astype(np.float64)),
+        *(torch.from_numpy(labels) for labels in problem.labels()),
+        max_rank=max_rank,
+        memory_budget=1,
+    )
+    assert_matches_reference(chunked, reference)
+
+
+def test_negative_and_signed_zero_distances() -> None:
+    problem = make_problem(np.random.default_rng(5), 30, 200, ties=True)
+    distmat = problem.distmat - 2.0  # levels -2, -1, 0 (some -0.0), 1
+    distmat[distmat == 0] = np.where(np.random.default_rng(6).random(1) > 0.5, -0.0, 0.0)[0]
+    distmat[:, ::7] = -0.0
+    reference = reference_market(distmat, *problem.labels())
+    assert_matches_reference(evaluate_distmat(distmat, *problem.labels()), reference)
+
+
+def test_keys_order_like_a_stable_sort() -> None:
+    values = torch.tensor(
+        [3.0, -0.0, 0.0, -1.5, float("inf"), -float("inf"), 1e-38, -1e-38, 2.0, 0.0, -1.5, 7.0]
+    )
+    columns = torch.arange(len(values))
+    rows = torch.tensor([0] * 6 + [1] * 6)
+    keys = pack_keys(rows, values, columns, bits=4)
+    expected = sorted(range(len(values)), key=lambda i: (rows[i].item(), values[i].item(), i))
+    assert torch.argsort(keys).tolist() == expected
+
+
+def test_hand_worked_example() -> None:
+    # query 0 (pid 1, camera 0): gallery sorted by distance is
+    #   g2 pid 1 cam 0 (removed), g0 pid 2, g1 pid 1 cam 1 (match), g3 pid 1 cam 2 (match)
+    # -> matches at ranks 2 and 3: AP = (1/2 + 2/3) / 2, INP = 2 / 3, first match at rank 2.
+    # query 1 (pid 3): no gallery item has pid 3 -> skipped.
+    distmat = np.array([[0.2, 0.3, 0.1, 0.4], [0.1, 0.2, 0.3, 0.4]], dtype=np.float32)
+    q_pids, g_pids = np.array([1, 3]), np.array([2, 1, 1, 1])
+    q_camids, g_camids = np.array([0, 0]), np.array([1, 1, 0, 2])
+    result = evaluate_distmat(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=5)
+    assert result.mAP == pytest.approx((1 / 2 + 2 / 3) / 2)
+    assert result.mINP == pytest.approx(2 / 3)
+    assert result.cmc.tolist() == [0.0, 1.0, 1.0, 1.0, 1.0]
+    assert (result.num_valid_queries, result.num_skipped_queries) == (1, 1)
+    assert result.summary() == {
+        "mAP": pytest.approx((1 / 2 + 2 / 3) / 2),
+        "rank1": 0.0,
+        "rank5": 1.0,
+        "rank10": 1.0,
+        "mINP": pytest.approx(2 / 3),
+    }
+
+
+def test_ties_are_broken_by_gallery_index() -> None:
+    q_pids, q_camids, g_camids = np.array([1]), np.array([0]), np.array([1, 1])
+    distmat = np.zeros((1, 2), dtype=np.float32)
+    match_first = evaluate_distmat(distmat, q_pids, np.array([1, 2]), q_camids, g_camids)
+    match_second = evaluate_distmat(distmat, q_pids, np.array([2, 1]), q_camids, g_camids)
+    assert (match_first.mAP, match_first.rank(1)) == (1.0, 1.0)
+    assert (match_second.mAP, match_second.rank(1), match_second.rank(2)) == (0.5, 0.0, 1.0)
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_features_equal_reference(metric: str) -> None:
+    rng = np.random.default_rng(7)
+    problem = make_problem(rng, 50, 400)
+    # small integer features: squared Euclidean distances are exact in float32, ties included
+    query = rng.integers(-2, 3, (50, 8)).astype(np.float32)
+    gallery = rng.integers(-2, 3, (400, 8)).astype(np.float32)
+    if metric == "euclidean":
+        distmat = ((query[:, None, :] - gallery[None, :, :]) ** 2).sum(-1)
+    else:
+        query, gallery = rng.normal(size=(50, 8)), rng.normal(size=(400, 8))
+        unit_query = query / np.linalg.norm(query, axis=1, keepdims=True)
+        unit_gallery = gallery / np.linalg.norm(gallery, axis=1, keepdims=True)
+        distmat = 1 - unit_query @ unit_gallery.T
+    reference = reference_market(distmat, *problem.labels())
+    result = evaluate_features(query, gallery, *problem.labels(), metric=metric, memory_budget=1)
+    assert_matches_reference(result, reference)
+    full = pairwise_distances(torch.from_numpy(query).float(), torch.from_numpy(gallery).float())
+    if metric == "euclidean":
+        np.testing.assert_array_equal(full.numpy(), distmat)
+
+
+def test_perfect_and_reversed_rankings() -> None:
+    pids = np.arange(10)
+    distmat = np.abs(pids[:, None] - pids[None, :]).astype(np.float32)  # match at distance 0
+    cameras = (np.zeros(10), np.ones(10))
+    perfect = evaluate_distmat(distmat, pids, pids, *cameras, max_rank=10)
+    assert (perfect.mAP, perfect.mINP, perfect.rank(1)) == (1.0, 1.0, 1.0)
+    # negated, every non-match (distance < 0) comes before the match (distance -0.0): rank 10
+    reversed_ranking = evaluate_distmat(-distmat, pids, pids, *cameras, max_rank=10)
+    assert reversed_ranking.rank(9) == 0.0 and reversed_ranking.rank(10) == 1.0
+    assert reversed_ranking.mAP == pytest.approx(0.1)
+    assert reversed_ranking.mINP == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"q_pids": np.array([1, 2, 3])}, r"q_pids has shape \(3,\), expected \(2,\)"),
+        ({"g_camids": np.array([0])}, r"g_camids has shape \(1,\), expected \(3,\)"),
+        ({"distmat": np.zeros((2, 0), np.float32), "g_pids": np.zeros(0), "g_camids": np.zeros(0)},
+         "gallery is empty"),
+        ({"distmat": np.full((2, 3), np.nan, np.float32)}, "NaN"),
+        ({"q_pids": np.array([7, 8])}, "no valid query"),
+        ({"q_pids": np.array([1.5, 2.0])}, "must hold integers"),
+        ({"distmat": np.zeros(3, np.float32)}, "must be 2-D"),
+    ],
+)  # fmt: skip
+def test_bad_inputs_raise_one_clear_error(change: dict, message: str) -> None:
+    inputs = {
+        "distmat": np.zeros((2, 3), np.float32),
+        "q_pids": np.array([1, 2]),
+        "g_pids": np.array([1, 2, 2]),
+        "q_camids": np.array([0, 0]),
+        "g_camids": np.array([1, 1, 1]),
+    }
+    inputs.update(change)
+    with pytest.raises(EvaluationError, match=message) as error:
+        evaluate_distmat(**inputs)
+    assert isinstance(error.value, ReIDError)
+
+
+def test_feature_errors() -> None:
+    labels = (np.array([1]), np.array([1]), np.array([0]), np.array([1]))
+    with pytest.raises(EvaluationError, match="dimension 4 but gallery features 3"):
+        evaluate_features(np.zeros((1, 4)), np.zeros((1, 3)), *labels)
+    with pytest.raises(EvaluationError, match="unknown metric 'hamming'"):
+        evaluate_features(np.zeros((1, 4)), np.zeros((1, 4)), *labels, metric="hamming")
