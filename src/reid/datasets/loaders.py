@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -53,6 +54,9 @@ class LoaderConfig:
         missing_captions: ``"error"`` or ``"fallback"`` for images without a usable caption.
         eval_batch_size: Images per evaluation batch.
         pin_memory: Pin batches in page-locked memory (faster host-to-GPU copies).
+        augmentation: Keyword arguments of the training transform
+            (:class:`~reid.datasets.transforms.TrainTransform`: ``padding``,
+            ``erasing_probability``...); empty keeps its defaults (those of 256x128 crops).
     """
 
     batch_size: int = 64
@@ -64,6 +68,7 @@ class LoaderConfig:
     missing_captions: str = "error"
     eval_batch_size: int = 128
     pin_memory: bool = False
+    augmentation: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _seed_worker(worker_id: int) -> None:
@@ -109,7 +114,7 @@ def build_train_loader(
     dataset = BimodalDataset(
         train,
         root,
-        build_train_transform(config.preprocessing),
+        build_train_transform(config.preprocessing, **config.augmentation),
         captions_dir=captions_dir,
         missing_captions=config.missing_captions,
         cache=config.cache,
