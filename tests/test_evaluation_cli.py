@@ -22,6 +22,7 @@ PIDS = 6
 
 @pytest.fixture(autouse=True)
 def one_thread():  # type: ignore[no-untyped-def]
+    """Small tensors on a shared, busy machine run faster (and steadier) on one thread."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

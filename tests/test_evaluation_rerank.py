@@ -10,6 +10,15 @@ from reid.evaluation.metrics import EvaluationError, evaluate_distmat, evaluate_
 from reid.evaluation.rerank import estimate_rerank_memory, k_reciprocal_rerank
 
 
+@pytest.fixture(autouse=True)
+def one_thread():  # type: ignore[no-untyped-def]
+    """Small tensors on a shared, busy machine run faster (and steadier) on one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def reference_rerank(
     query: np.ndarray, gallery: np.ndarray, k1: int, k2: int, lambda_value: float
 ) -> np.ndarray:
