@@ -100,8 +100,8 @@ class AttributesCaptioner:
         self.model = source
 
     def settings(self) -> dict[str, Any]:
-        """Nothing changes the answers but the labels themselves."""
-        return {"labels": self.model}
+        """Nothing changes the answers but the labels (the ``model`` entry)."""
+        return {}
 
     def describe(self, items: Sequence[CaptionItem]) -> list[str]:
         """The rendered template for each item's pid, or ``""`` when the pid has no labels."""

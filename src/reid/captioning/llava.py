@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import groupby
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from PIL import Image
 
+from reid.captioning.builtin import builtin_model_path, is_builtin
 from reid.captioning.protocol import CaptionItem
 from reid.errors import ReIDError
 
@@ -43,7 +44,8 @@ class LlavaSettings:
     """How to load and run the model.
 
     Attributes:
-        model: Hub id or local folder written by ``save_pretrained``.
+        model: Hub id, local folder written by ``save_pretrained``, or ``builtin:NAME``
+            (:mod:`reid.captioning.builtin`).
         max_new_tokens: Longest answer, in tokens.
         dtype: ``auto`` (bfloat16 or float16 on GPU, float32 on CPU) or a key of :data:`DTYPES`.
         load_in_4bit: Quantise the weights to 4 bits with bitsandbytes (CUDA only).
@@ -96,13 +98,26 @@ def pad_to_square(image: Image.Image, fill: tuple[int, int, int]) -> Image.Image
     return canvas
 
 
+def generation_settings(settings: LlavaSettings) -> dict[str, Any]:
+    """What changes the answers besides model and template: greedy, max tokens, padding."""
+    return {
+        "decoding": "greedy",
+        "max_new_tokens": settings.max_new_tokens,
+        "pad_to_square": settings.pad_to_square,
+    }
+
+
 def load_llava(settings: LlavaSettings, device: torch.device) -> tuple[Any, Any]:
     """Load the processor (left padding) and the model in eval mode.
 
     Raises:
-        ReIDError: Missing folder, unloadable checkpoint, or quantisation without CUDA.
+        ReIDError: Missing folder, unknown built-in model, unloadable checkpoint, or
+            quantisation without CUDA.
     """
     from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    if is_builtin(settings.model):  # builtin:NAME -> the folder shipped in the package
+        settings = replace(settings, model=str(builtin_model_path(settings.model)))
 
     looks_like_path = settings.model.startswith((".", "/", "~")) or Path(settings.model).exists()
     if looks_like_path and not Path(settings.model).expanduser().is_dir():
@@ -205,12 +220,8 @@ class LlavaCaptioner:
         self.group_by_size = model_type not in FIXED_IMAGE_TOKEN_MODELS
 
     def settings(self) -> dict[str, Any]:
-        """What changes the answers besides model and template: greedy, max tokens, padding."""
-        return {
-            "decoding": "greedy",
-            "max_new_tokens": self.config.max_new_tokens,
-            "pad_to_square": self.config.pad_to_square,
-        }
+        """What changes the answers besides model and template (:func:`generation_settings`)."""
+        return generation_settings(self.config)
 
     def runtime(self) -> dict[str, Any]:
         """How the model ran (recorded, not checked on resume): dtype, quantisation, prompt."""

@@ -24,7 +24,13 @@ from reid.captioning.distributed import DistributedContext
 from reid.captioning.llava import LlavaSettings
 from reid.captioning.loop import caption_rows
 from reid.captioning.protocol import Captioner
-from reid.captioning.shards import STATUSES, ShardWriter, finished_relpaths, prepare_folder
+from reid.captioning.shards import (
+    STATUSES,
+    ShardWriter,
+    check_folder,
+    finished_relpaths,
+    prepare_folder,
+)
 from reid.captioning.shards import shard_prefix as make_shard_prefix
 from reid.errors import ReIDError
 from reid.templates import Template, load_template, render_caption
@@ -145,12 +151,19 @@ def caption_manifest(
     context = DistributedContext.from_environment()
     try:
         worker, num_workers = context.worker(config.num_shards, config.shard_index)
+        planned = describe_run(rows, captioner_identity(config, captioner), template, config)
         error: ReIDError | None = None
+        try:  # refuse a foreign folder before spending minutes loading a model
+            if context.rank == 0 and not config.overwrite:
+                check_folder(out, planned)
+        except ReIDError as caught:
+            error = caught
+        context.check_all(error)
         try:
             captioner = captioner or build_captioner(config, template, context.local_rank)
             if context.rank == 0:
-                run_manifest = describe_run(rows, captioner, template, config)
-                prepare_folder(out, run_manifest, config.overwrite)
+                runtime = captioner.runtime() if hasattr(captioner, "runtime") else {}
+                prepare_folder(out, {**planned, "runtime": runtime}, config.overwrite)
         except ReIDError as caught:
             error = caught
         context.check_all(error)
@@ -208,20 +221,39 @@ def build_captioner(config: CaptionRunConfig, template: Template, local_rank: in
     raise ReIDError(f"unknown captioner {config.captioner!r}: expected one of {CAPTIONERS}")
 
 
+def captioner_identity(config: CaptionRunConfig, captioner: Captioner | None) -> dict[str, Any]:
+    """``captioner``, ``model`` and ``settings`` of the run, known before any model is loaded.
+
+    Raises:
+        ReIDError: Unknown backend.
+    """
+    if captioner is not None:
+        return {
+            "captioner": captioner.name,
+            "model": captioner.model,
+            "settings": captioner.settings(),
+        }
+    if config.captioner == "llava":
+        from reid.captioning.llava import generation_settings
+
+        settings = generation_settings(config.llava)
+        return {"captioner": "llava", "model": config.llava.model, "settings": settings}
+    if config.captioner == "attributes":
+        source = Path(config.attributes).name if config.attributes else ""
+        return {"captioner": "attributes", "model": source, "settings": {}}
+    raise ReIDError(f"unknown captioner {config.captioner!r}: expected one of {CAPTIONERS}")
+
+
 def describe_run(
-    rows: pd.DataFrame, captioner: Captioner, template: Template, config: CaptionRunConfig
+    rows: pd.DataFrame, identity: dict[str, Any], template: Template, config: CaptionRunConfig
 ) -> dict[str, Any]:
-    """The ``_manifest.json`` of a run (the keys of ``COMPATIBILITY_KEYS`` plus provenance)."""
-    runtime = captioner.runtime() if hasattr(captioner, "runtime") else {}
+    """The ``_manifest.json`` of a run: :data:`COMPATIBILITY_KEYS` plus provenance."""
     return {
         "dataset": str(rows["dataset"].iloc[0]),
-        "captioner": captioner.name,
-        "model": captioner.model,
+        **identity,
         "template": template.name,
         "template_version": template.version,
         "instruction": template.instruction,
-        "settings": captioner.settings(),
-        "runtime": runtime,
         "splits": list(config.splits),
         "batch_size": config.batch_size,
         "package_version": __version__,

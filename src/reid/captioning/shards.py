@@ -93,29 +93,22 @@ def read_manifest(folder: Path) -> dict[str, Any] | None:
         raise DataFileError(f"cannot read {path}: {error}") from error
 
 
-def prepare_folder(folder: Path, manifest: dict[str, Any], overwrite: bool) -> None:
-    """Make ``folder`` ready to receive shards of the run described by ``manifest``.
+def check_folder(folder: Path, manifest: dict[str, Any]) -> bool:
+    """Check that a run described by ``manifest`` may write into ``folder``; write nothing.
 
-    A new or empty folder gets ``_manifest.json``. A folder written by a compatible run (same
-    :data:`COMPATIBILITY_KEYS`) is resumed as is. Anything else is refused unless ``overwrite``,
-    which deletes the previous shards and manifest (and nothing else).
+    Returns:
+        ``True`` when the folder holds a compatible run (same :data:`COMPATIBILITY_KEYS`) to
+        resume, ``False`` when it is absent or empty.
 
     Raises:
-        ReIDError: The folder holds captions of another model/template/settings, or files that
-            are not caption shards.
+        ReIDError: The folder is a file, holds captions of another model/template/settings, or
+            holds files that are not caption shards.
     """
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise ReIDError(f"caption output {folder} is a file; expected a folder")
-    folder.mkdir(parents=True, exist_ok=True)
     existing = read_manifest(folder)
-    entries = list(folder.iterdir())
-    if overwrite:
-        for path in entries:
-            if _OWN_FILE.match(path.name):
-                path.unlink()
-        logger.info("--overwrite: removed the previous captions in %s", folder)
-    elif existing is not None:
+    if existing is not None:
         differences = [key for key in COMPATIBILITY_KEYS if existing.get(key) != manifest.get(key)]
         if differences:
             details = "; ".join(
@@ -126,13 +119,37 @@ def prepare_folder(folder: Path, manifest: dict[str, Any], overwrite: bool) -> N
                 f"caption folder {folder} was written by another run ({details}); "
                 "use another --out, or --overwrite to replace it"
             )
-        return
-    elif entries:
-        names = ", ".join(sorted(path.name for path in entries)[:5])
+        return True
+    # Hidden names: temporary files of a job that is creating this folder right now.
+    entries = sorted(path.name for path in folder.glob("*") if not path.name.startswith("."))
+    if entries:
         raise ReIDError(
-            f"caption output {folder} is not empty and has no {MANIFEST_FILE} ({names}...): "
-            "it is not a caption folder; use an empty or new folder, or --overwrite"
+            f"caption output {folder} is not empty and has no {MANIFEST_FILE} "
+            f"({', '.join(entries[:5])}...): it is not a caption folder; use an empty or new "
+            "folder, or --overwrite"
         )
+    return False
+
+
+def prepare_folder(folder: Path, manifest: dict[str, Any], overwrite: bool) -> None:
+    """Make ``folder`` ready to receive shards of the run described by ``manifest``.
+
+    A new or empty folder gets ``_manifest.json``; a compatible run is resumed as is (see
+    :func:`check_folder`). With ``overwrite`` the previous shards and manifest are deleted
+    first (and nothing else).
+
+    Raises:
+        ReIDError: As :func:`check_folder`, when not ``overwrite``.
+    """
+    folder = Path(folder)
+    if overwrite and folder.is_dir():
+        for path in folder.iterdir():
+            if _OWN_FILE.match(path.name):
+                path.unlink()
+        logger.info("--overwrite: removed the previous captions in %s", folder)
+    elif check_folder(folder, manifest):
+        return
+    folder.mkdir(parents=True, exist_ok=True)
     write_atomically(folder / MANIFEST_FILE, json.dumps(manifest, indent=2, sort_keys=True))
 
 
