@@ -5,13 +5,31 @@ The package is split by concern: ``reid.datasets`` (benchmark parsers, synthetic
 ``reid.training`` (CLIP adapted to ReID and the training methods) and ``reid.evaluation``
 (exact ReID metrics, re-ranking, pictures). Importing ``reid`` is cheap: heavy libraries are
 imported by the submodules that need them.
+
+Deployment in three lines (the checkpoint carries its preprocessing; no text encoder, no
+transformers)::
+
+    model = reid.load_model("runs/x/model.safetensors")
+    features = model(pil_images)          # or a preprocessed (B, 3, H, W) tensor -> (B, D)
 """
 
+from __future__ import annotations
+
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 try:
     __version__ = version("reid")
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0"
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "load_model"]
+
+
+def __getattr__(name: str) -> Any:
+    """Lazy exports: ``reid.load_model`` imports torch only when first used."""
+    if name == "load_model":
+        from reid.training.checkpoint import load_model
+
+        return load_model
+    raise AttributeError(f"module 'reid' has no attribute {name!r}")

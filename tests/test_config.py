@@ -1,0 +1,218 @@
+"""Run configs: TOML loading, typed --set overrides, errors, round trip, every shipped config."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from reid.config import (
+    RunConfig,
+    StageConfig,
+    config_from_toml,
+    dump_config,
+    load_config,
+)
+from reid.errors import ReIDError
+from reid.training.schedule import learning_rate_factor, set_learning_rates
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+BENCHMARKS = ("market1501", "msmt17", "dukemtmc", "occluded_duke")
+METHOD_NAMES = ("baseline", "clip-reid", "svll", "scgi")
+
+MINIMAL = """
+[data]
+dataset = "synthetic"
+root = "/data/synthetic"
+
+[method]
+name = "clip-reid"
+
+[stages.prompt]
+sampler = "shuffle"
+schedule = "cosine"
+
+[stages.image]
+epochs = 60
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "run.toml"
+    path.write_text(text)
+    return path
+
+
+def test_minimal_config_gets_defaults_and_method_options(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, MINIMAL))
+    assert config.data.root == "/data/synthetic"
+    assert config.data.batch_size == 64
+    assert config.method.name == "clip-reid"
+    assert config.method.options.prompt_lr == pytest.approx(3.5e-4)
+    assert config.stage_names() == ("prompt", "image")
+    assert config.stages["prompt"].schedule == "cosine"
+    assert config.model.preprocessing().size == (256, 128)
+
+
+def test_overrides_are_typed_by_the_field(tmp_path: Path) -> None:
+    config = load_config(
+        write(tmp_path, MINIMAL),
+        [
+            "data.root=/elsewhere/market",  # not TOML: taken as a string
+            "data.batch_size=32",
+            "model.image_size=[128, 64]",
+            "model.stride=12",
+            "model.sie=true",
+            "method.lr=1e-5",
+            "method.triplet_margin=none",
+            "stages.image.milestones=[3, 5]",
+            "stages.image.steps_per_epoch=7",
+            "train.seed=3",
+        ],
+    )
+    assert config.data.root == "/elsewhere/market"
+    assert config.data.batch_size == 32
+    assert config.model.image_size == (128, 64)
+    assert config.model.stride == 12 and config.model.sie is True
+    assert config.method.options.lr == 1e-5
+    assert config.method.options.triplet_margin is None
+    assert config.stages["image"].milestones == (3, 5)
+    assert config.stages["image"].steps_per_epoch == 7
+    assert config.train.seed == 3
+    assert isinstance(config.method.options.lr, float)
+
+
+def test_override_into_a_mapping_field(tmp_path: Path) -> None:
+    text = MINIMAL + "\n[model.clip_config]\nembed_dim = 32\n"
+    config = load_config(write(tmp_path, text), ["model.clip_config.embed_dim=64"])
+    assert config.model.clip_config == {"embed_dim": 64}
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("data.bach_size=3", "unknown key(s) ['bach_size'] in [data]; valid keys: ['dataset'"),
+        ("method.margin=0.5", "unknown key(s) ['margin'] in [method]"),
+        ("optim.lr=1", "unknown key(s) ['optim']"),
+        ("stages.warmup.epochs=1", "unknown key(s) ['warmup'] in"),
+        ("data.batch_size=many", "data.batch_size must be an integer"),
+        ("model.sie=1", "model.sie must be true or false"),
+        ("model.image_size=[1, 2, 3]", "model.image_size must have 2 items"),
+        ("stages.image.schedule=linear", "is not one of ['multistep', 'cosine', 'constant']"),
+        ("method.name=transreid", "method.name 'transreid' is not one of"),
+        ("data.batch_size", "must look like section.key=value"),
+    ],
+)
+def test_bad_keys_and_values_raise_with_the_valid_choices(
+    tmp_path: Path, override: str, message: str
+) -> None:
+    with pytest.raises(ReIDError) as error:
+        load_config(write(tmp_path, MINIMAL), [override])
+    assert message in str(error.value)
+
+
+def test_every_stage_of_the_method_needs_a_table(tmp_path: Path) -> None:
+    text = MINIMAL.replace('[stages.prompt]\nsampler = "shuffle"\nschedule = "cosine"\n', "")
+    with pytest.raises(ReIDError, match=r"add a table \[stages.prompt\]"):
+        load_config(write(tmp_path, text))
+
+
+def test_bad_toml_and_missing_file_name_the_path(tmp_path: Path) -> None:
+    with pytest.raises(ReIDError, match="not valid TOML"):
+        load_config(write(tmp_path, "[data\n"))
+    with pytest.raises(ReIDError, match="cannot read config .*absent.toml"):
+        load_config(tmp_path / "absent.toml")
+
+
+def test_dump_reads_back_to_an_equal_config(tmp_path: Path) -> None:
+    config = load_config(
+        write(tmp_path, MINIMAL),
+        ["method.triplet_margin=none", "model.clip_config.vision_cfg.layers=2"],
+    )
+    text = dump_config(config)
+    again = config_from_toml(text)
+    assert again == config
+    assert again.method.options.triplet_margin is None
+    assert "[model.clip_config.vision_cfg]" in text
+
+
+def shipped_configs() -> list[Path]:
+    return sorted(CONFIGS.glob("*.toml"))
+
+
+def test_the_shipped_configs_cover_every_method_and_benchmark() -> None:
+    names = {path.stem for path in shipped_configs()}
+    for method in METHOD_NAMES:
+        assert f"synthetic_{method}" in names
+        for benchmark in BENCHMARKS:
+            assert f"{method}_{benchmark}" in names
+
+
+@pytest.mark.parametrize("path", shipped_configs(), ids=lambda path: path.stem)
+def test_every_shipped_config_loads_and_names_real_datasets_and_methods(path: Path) -> None:
+    from reid.datasets import PARSERS
+    from reid.training.methods import METHODS
+
+    config = load_config(path, ["data.root=/data"])
+    assert isinstance(config, RunConfig)
+    assert config.data.dataset in PARSERS
+    assert config.method.name in METHODS
+    assert config.stage_names() == METHODS[config.method.name].stages
+    first, _, rest = path.stem.partition("_")
+    method, dataset = (rest, "synthetic") if first == "synthetic" else (first, rest)
+    assert (config.method.name, config.data.dataset) == (method, dataset)
+    assert config_from_toml(dump_config(config)) == config
+
+
+def clip_reid_warmup_multistep(
+    epoch: int, milestones: list[int], gamma: float, factor: float, iters: int
+) -> float:
+    """CLIP-ReID's WarmupMultiStepLR.get_lr (linear warm-up), written out naively."""
+    warmup = 1.0
+    if epoch < iters:
+        alpha = epoch / iters
+        warmup = factor * (1 - alpha) + alpha
+    decays = sum(1 for milestone in milestones if milestone <= epoch)
+    return warmup * gamma**decays
+
+
+def test_multistep_factor_equals_clip_reid_warmup_multistep() -> None:
+    stage = StageConfig(epochs=60, warmup_epochs=10, warmup_factor=0.1, milestones=(30, 50))
+    for epoch in range(1, 61):
+        expected = clip_reid_warmup_multistep(epoch, [30, 50], 0.1, 0.1, 10)
+        assert learning_rate_factor(stage, epoch) == pytest.approx(expected, rel=1e-12)
+
+
+def test_cosine_factor_equals_timm_cosine_scheduler() -> None:
+    from timm.scheduler import CosineLRScheduler
+
+    base, warmup_lr, min_lr = 3.5e-4, 1e-5, 1e-6
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.Adam([parameter], lr=base)
+    scheduler = CosineLRScheduler(
+        optimizer, t_initial=120, lr_min=min_lr, warmup_t=5, warmup_lr_init=warmup_lr
+    )
+    stage = StageConfig(
+        epochs=120,
+        schedule="cosine",
+        warmup_epochs=5,
+        warmup_factor=warmup_lr / base,
+        min_lr_factor=min_lr / base,
+    )
+    for epoch in range(1, 121):
+        scheduler.step(epoch)
+        expected = optimizer.param_groups[0]["lr"]
+        assert base * learning_rate_factor(stage, epoch) == pytest.approx(expected, rel=1e-9)
+
+
+def test_set_learning_rates_scales_each_group_from_its_own_base() -> None:
+    visual, new = torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.Adam([{"params": [visual], "lr": 5e-6}, {"params": [new], "lr": 5e-5}])
+    stage = StageConfig(epochs=60, warmup_epochs=10, warmup_factor=0.1, milestones=(30, 50))
+    rates = set_learning_rates(optimizer, stage, 1)
+    assert rates == pytest.approx([5e-6 * 0.19, 5e-5 * 0.19])
+    rates = set_learning_rates(optimizer, stage, 55)  # from the base, not from the last rate
+    assert rates == pytest.approx([5e-8, 5e-7])
+    assert math.isclose(optimizer.param_groups[1]["initial_lr"], 5e-5)
