@@ -316,6 +316,8 @@ def caption(
     progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
 ) -> None:
     """Caption a dataset into resumable Parquet shards (read them with pd.read_parquet(OUT))."""
+    import os
+
     from reid.captioning.llava import LlavaSettings
     from reid.captioning.run import (
         CaptionRunConfig,
@@ -349,7 +351,8 @@ def caption(
     options = {"train_val": train_val or None, "variant": variant}
     options = {name: value for name, value in options.items() if value is not None}
     summary = caption_dataset(dataset, root, out, config, options)
-    console.print(format_summary(summary, out), highlight=False, soft_wrap=True)
+    if os.environ.get("RANK", "0") == "0":  # one summary (summed over ranks) under torchrun
+        console.print(format_summary(summary, out), highlight=False, soft_wrap=True)
 
 
 @captions_app.command("show")
