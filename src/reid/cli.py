@@ -409,6 +409,23 @@ def evaluate(
             "query_paths, gallery_paths (image paths, for --visualize).",
         ),
     ] = None,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            help="Trained weights (model.safetensors of reid train): extract the query and "
+            "gallery features of --dataset under --root (image encoder only; no text model).",
+        ),
+    ] = None,
+    dataset: Annotated[
+        str | None,
+        typer.Option(help="With --checkpoint: dataset name, e.g. market1501 or synthetic."),
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="With --checkpoint: images per feature batch.")
+    ] = 128,
+    workers: Annotated[
+        int, typer.Option(min=0, help="With --checkpoint: data-loader worker processes.")
+    ] = 2,
     output_format: Annotated[
         str,
         typer.Option(
@@ -451,7 +468,10 @@ def evaluate(
     ] = 8,
     root: Annotated[
         Path | None,
-        typer.Option(help="Folder that relative query_paths/gallery_paths are relative to."),
+        typer.Option(
+            help="With --checkpoint: the dataset folder. With --features: the folder that "
+            "relative query_paths/gallery_paths are relative to."
+        ),
     ] = None,
     device: Annotated[
         str | None, typer.Option(help='Torch device, e.g. "cuda:0" (default: CPU).')
@@ -461,10 +481,19 @@ def evaluate(
     from reid.evaluation.feature_file import load_feature_file
     from reid.evaluation.report import EvaluationOptions, evaluate_inputs, format_report
 
-    # One input source today; a checkpoint (--checkpoint) is the second, exclusive one.
-    if features is None:
-        raise ReIDError("give the features to evaluate: --features FILE.npz")
-    inputs = load_feature_file(features)
+    if (features is None) == (checkpoint is None):
+        raise ReIDError(
+            "give the features to evaluate: --features FILE.npz, or --checkpoint FILE with "
+            "--dataset NAME --root DIR (exactly one input)"
+        )
+    if checkpoint is not None:
+        from reid.evaluation.features import checkpoint_inputs
+
+        if dataset is None or root is None:
+            raise ReIDError("--checkpoint needs --dataset NAME and --root DIR")
+        inputs = checkpoint_inputs(checkpoint, dataset, root, device, batch_size, workers)
+    else:
+        inputs = load_feature_file(features)
     options = EvaluationOptions(
         metric=metric,
         rerank=rerank,
@@ -479,6 +508,33 @@ def evaluate(
         device=device,
     )
     typer.echo(format_report(evaluate_inputs(inputs, options), output_format))
+
+
+@app.command("extract")
+def extract(
+    checkpoint: Annotated[
+        Path, typer.Option(help="Trained weights (model.safetensors of reid train).")
+    ],
+    images: Annotated[
+        Path, typer.Option(help="Folder of images (searched recursively: jpg, png, bmp, webp).")
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(help="Output .npz: features (N, D) float32, L2-normalised; paths (N,)."),
+    ],
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per batch.")] = 128,
+    workers: Annotated[int, typer.Option(min=0, help="Data-loader worker processes.")] = 2,
+    device: Annotated[
+        str | None, typer.Option(help='Torch device, e.g. "cuda:0" (default: CPU).')
+    ] = None,
+) -> None:
+    """Write the ReID features of every image in a folder (for deployment and search)."""
+    from reid.evaluation.features import extract_folder
+    from reid.training.checkpoint import load_model
+
+    model = load_model(checkpoint, device or "cpu")
+    count = extract_folder(model, images, out, batch_size, workers)
+    console.print(f"wrote the features of {count} images to {out}")
 
 
 # ----------------------------------------------------------------------------------------------

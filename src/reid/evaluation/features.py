@@ -26,6 +26,7 @@ from reid.errors import DataFileError
 
 if TYPE_CHECKING:
     from reid.datasets.bimodal import ReIDBatch
+    from reid.evaluation.feature_file import EvaluationInputs
     from reid.training.checkpoint import InferenceModel
 
 logger = logging.getLogger(__name__)
@@ -122,6 +123,27 @@ def checkpoint_features(
         arrays[f"{split}_paths"] = np.array([str(root / path) for path in result.relpaths])
         logger.info("extracted %d %s features", len(rows), split)
     return arrays
+
+
+def checkpoint_inputs(
+    checkpoint: str | Path,
+    dataset: str,
+    root: str | Path,
+    device: str | None = None,
+    batch_size: int = 128,
+    num_workers: int = 2,
+) -> EvaluationInputs:
+    """``reid evaluate --checkpoint``: load the inference weights, extract query/gallery features.
+
+    Returns:
+        The validated inputs of the evaluation report (image paths included, for pictures).
+    """
+    from reid.evaluation.feature_file import EvaluationInputs
+    from reid.training.checkpoint import load_model
+
+    model = load_model(checkpoint, device or "cpu")
+    arrays = checkpoint_features(model, dataset, root, batch_size, num_workers)
+    return EvaluationInputs.from_arrays(arrays, source=str(checkpoint))
 
 
 class ImageFiles(Dataset[torch.Tensor]):
