@@ -48,6 +48,7 @@ __all__ = [
     "DEFAULT_MEMORY_BUDGET",
     "METRICS",
     "EvaluationError",
+    "GalleryDistances",
     "RankingResult",
     "evaluate_distmat",
     "evaluate_features",
@@ -165,30 +166,43 @@ def evaluate_distmat(
     return _finish(accumulator, num_query)
 
 
-def pairwise_distances(
-    query_features: torch.Tensor, gallery_features: torch.Tensor, metric: str = "euclidean"
-) -> torch.Tensor:
-    """Distances between two sets of features, as torchreid's ``compute_distance_matrix``.
+class GalleryDistances:
+    """Distances from chunks of queries to a fixed gallery, as torchreid's
+    ``compute_distance_matrix``; the gallery's share of the work is done once.
 
     Args:
-        query_features: ``(B, D)`` float32.
         gallery_features: ``(G, D)`` float32.
         metric: ``euclidean`` (squared Euclidean distance; same ranking as the distance) or
             ``cosine`` (one minus the cosine similarity).
-
-    Returns:
-        ``(B, G)`` float32 distances.
     """
-    if metric == "euclidean":
-        query_norms = query_features.pow(2).sum(1, keepdim=True)
-        gallery_norms = gallery_features.pow(2).sum(1)
-        distances = query_norms + gallery_norms
-        return distances.addmm_(query_features, gallery_features.T, alpha=-2)
-    if metric == "cosine":
+
+    def __init__(self, gallery_features: torch.Tensor, metric: str = "euclidean") -> None:
+        if metric not in METRICS:
+            expected = ", ".join(METRICS)
+            raise EvaluationError(f"unknown metric {metric!r}; expected one of {expected}")
+        self.metric = metric
+        if metric == "euclidean":
+            self.gallery = gallery_features
+            self.gallery_norms = gallery_features.pow(2).sum(1)
+        else:
+            self.gallery = torch.nn.functional.normalize(gallery_features, dim=1)
+
+    def __call__(self, query_features: torch.Tensor) -> torch.Tensor:
+        """``(B, D)`` query features -> ``(B, G)`` float32 distances."""
+        if self.metric == "euclidean":
+            query_norms = query_features.pow(2).sum(1, keepdim=True)
+            distances = query_norms + self.gallery_norms
+            return distances.addmm_(query_features, self.gallery.T, alpha=-2)
         query_unit = torch.nn.functional.normalize(query_features, dim=1)
-        gallery_unit = torch.nn.functional.normalize(gallery_features, dim=1)
-        return 1 - query_unit @ gallery_unit.T
-    raise EvaluationError(f"unknown metric {metric!r}; expected one of {', '.join(METRICS)}")
+        return (query_unit @ self.gallery.T).neg_().add_(1)
+
+
+def pairwise_distances(
+    query_features: torch.Tensor, gallery_features: torch.Tensor, metric: str = "euclidean"
+) -> torch.Tensor:
+    """``(B, G)`` distances between ``(B, D)`` and ``(G, D)`` features (see
+    :class:`GalleryDistances` for the metrics)."""
+    return GalleryDistances(gallery_features, metric)(query_features)
 
 
 def evaluate_features(
@@ -252,8 +266,9 @@ def evaluate_features(
     if max_rank < 1:
         raise EvaluationError(f"max_rank must be at least 1, got {max_rank}")
     accumulator = RankAccumulator(max_rank, device)
+    distances_to_gallery = GalleryDistances(gallery, metric)
     rows = rows_per_chunk(num_gallery, memory_budget)
     for start in range(0, num_query, rows):
-        distances = pairwise_distances(query[start : start + rows], gallery, metric)
+        distances = distances_to_gallery(query[start : start + rows])
         accumulate_chunk(accumulator, distances, labels, start)
     return _finish(accumulator, num_query)

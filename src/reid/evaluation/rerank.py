@@ -30,7 +30,7 @@ import logging
 import torch
 
 from reid.evaluation._ranking import ArrayLike, EvaluationError, to_tensor
-from reid.evaluation.metrics import METRICS, pairwise_distances
+from reid.evaluation.metrics import METRICS, GalleryDistances
 
 logger = logging.getLogger(__name__)
 
@@ -71,8 +71,11 @@ def _nearest(
     row_max = torch.empty(num_all, device=features.device)
     nearest = torch.empty((num_all, width), dtype=torch.int64, device=features.device)
     original = torch.empty((num_query, num_all - num_query), device=features.device)
+    distances_to_all = GalleryDistances(features, metric)
     for start in range(0, num_all, rows):
-        distances = _distances(features[start : start + rows], features, metric)
+        distances = distances_to_all(features[start : start + rows])
+        if metric == "euclidean":
+            distances.clamp_min_(0)
         maxima = distances.amax(1).clamp_min(torch.finfo(torch.float32).tiny)
         distances /= maxima[:, None]
         row_max[start : start + rows] = maxima
@@ -81,11 +84,6 @@ def _nearest(
             stop = min(start + rows, num_query)
             original[start:stop] = distances[: stop - start, num_query:]
     return row_max, nearest, original
-
-
-def _distances(rows: torch.Tensor, features: torch.Tensor, metric: str) -> torch.Tensor:
-    distances = pairwise_distances(rows, features, metric)
-    return distances.clamp_min_(0) if metric == "euclidean" else distances
 
 
 def _reciprocal(nearest: torch.Tensor, width: int) -> torch.Tensor:
@@ -145,7 +143,7 @@ def _expanded_weights(
 def _pair_distances(
     features: torch.Tensor, rows: torch.Tensor, columns: torch.Tensor, metric: str
 ) -> torch.Tensor:
-    """Distances of the pairs ``(rows[n], columns[n])``, as :func:`pairwise_distances` defines."""
+    """Distances of the pairs ``(rows[n], columns[n])``, as :class:`GalleryDistances` defines."""
     first, second = features[rows], features[columns]
     if metric == "euclidean":
         squared = first.pow(2).sum(1) + second.pow(2).sum(1) - 2 * (first * second).sum(1)
