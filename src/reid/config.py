@@ -182,7 +182,7 @@ class TrainConfig:
         mixed_precision: ``auto`` (bf16 on GPU, none on CPU), ``no``, ``bf16`` or ``fp16``.
         gradient_accumulation_steps: Batches whose gradients are summed before a step.
         cpu: Train on CPU even when a GPU is visible.
-        rerank: Evaluate with k-reciprocal re-ranking.
+        rerank: Evaluate with k-reciprocal re-ranking (k1 20, k2 6, lambda 0.3).
         progress: Draw a progress bar (rank 0).
     """
 

@@ -23,6 +23,7 @@ ends with the same weights, bit for bit, as a run that was never stopped.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import logging
 import time
@@ -128,6 +129,9 @@ def train(config: RunConfig, run_dir: str | Path, max_epochs: int | None = None)
     method = build_method(config, backbone_config(config, data)).to(accelerator.device)
     eval_loader, eval_indices = build_eval_shard(config, data, accelerator.num_processes, rank)
     feature_loader = build_feature_loader(config, data)
+    evaluate_model = functools.partial(
+        evaluate, accelerator, method.model, eval_loader, eval_indices, data, config.train.rerank
+    )
     stages = config.stage_names()
     first_epochs = list(itertools.accumulate((config.stages[s].epochs for s in stages), initial=0))
     resume_stage, resume_epoch, step = 0, 0, 0
@@ -142,7 +146,7 @@ def train(config: RunConfig, run_dir: str | Path, max_epochs: int | None = None)
     set_seed(config.train.seed, device_specific=True)  # per-rank streams for training draws
     scores = None
     if state is None and config.train.eval_at_start:
-        scores = evaluate(accelerator, method.model, eval_loader, eval_indices, data)
+        scores = evaluate_model()
         if is_main:
             record = {"epoch": 0, "stage": stages[0], "stage_epoch": 0, "step": 0, **scores}
             append_metrics(run_dir / METRICS_FILE, record)
@@ -206,7 +210,7 @@ def train(config: RunConfig, run_dir: str | Path, max_epochs: int | None = None)
                 is_last = is_last_stage and stage_epoch == stage_config.epochs
                 every = config.train.eval_every
                 if is_last or (is_last_stage and every and stage_epoch % every == 0):
-                    scores = evaluate(accelerator, method.model, eval_loader, eval_indices, data)
+                    scores = evaluate_model()
                     record.update(scores or {})
                 random_states = gather_object([capture_rng_state()])
                 if is_main:
@@ -271,14 +275,17 @@ def evaluate(
     loader: torch.utils.data.DataLoader,
     indices: torch.Tensor,
     data: RunData,
+    rerank: bool = False,
 ) -> dict[str, float] | None:
     """mAP, rank1/5/10 and mINP of ``model`` on query/gallery; None on ranks other than 0.
 
     Each rank extracts the features of its share (rows ``indices`` of ``data.evaluation``); rank 0
-    gathers them in manifest order and scores them.
+    gathers them in manifest order and scores them with the evaluation engine (``reid evaluate``'s,
+    k-reciprocal re-ranking included when ``rerank``).
     """
+    from reid.evaluation.feature_file import EvaluationInputs
     from reid.evaluation.features import extract_features
-    from reid.evaluation.metrics import evaluate_features
+    from reid.evaluation.report import EvaluationOptions, evaluate_inputs
 
     model.eval()
     with accelerator.autocast():
@@ -293,17 +300,15 @@ def evaluate(
     ordered = torch.empty(len(rows), features.shape[1])
     valid = positions >= 0
     ordered[positions[valid]] = features[valid].float()
+    ordered_features = ordered.numpy()
     query = (rows["split"] == "query").to_numpy()
     pids, camids = rows["pid"].to_numpy(), rows["camid"].to_numpy()
-    in_query = torch.from_numpy(query.copy())
-    result = evaluate_features(
-        ordered[in_query],
-        ordered[~in_query],
-        pids[query],
-        pids[~query],
-        camids[query],
-        camids[~query],
-    )
-    scores = result.summary()
+    arrays = {}
+    for side, mask in (("query", query), ("gallery", ~query)):
+        arrays[f"{side}_features"] = ordered_features[mask]
+        arrays[f"{side}_pids"], arrays[f"{side}_camids"] = pids[mask], camids[mask]
+    inputs = EvaluationInputs.from_arrays(arrays, source="query/gallery features")
+    report = evaluate_inputs(inputs, EvaluationOptions(rerank=rerank))
+    scores = report.result.summary()
     logger.info("mAP %.4f rank-1 %.4f", scores["mAP"], scores["rank1"])
     return scores
