@@ -12,6 +12,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from reid.cli import app
+from reid.errors import DataFileError
 from reid.evaluation.feature_file import load_feature_file, save_feature_file
 from reid.evaluation.metrics import evaluate_distmat, evaluate_features
 from reid.evaluation.rerank import k_reciprocal_rerank
@@ -178,3 +179,14 @@ def test_bad_arguments_give_one_line(tmp_path: Path, arguments: list[str], messa
     assert result.exit_code == 2
     assert result.stderr.startswith("error: ") and message in result.stderr
     assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.output
+
+
+def test_feature_file_round_trip_and_single_array(tmp_path: Path) -> None:
+    arrays = write_problem(tmp_path)
+    loaded = load_feature_file(tmp_path / "features.npz")
+    for key, value in arrays.items():
+        np.testing.assert_array_equal(loaded.as_arrays()[key], value)
+    assert loaded.query_features.dtype == np.float32 and loaded.query_pids.dtype == np.int64
+    np.save(tmp_path / "single.npy", arrays["query_features"])
+    with pytest.raises(DataFileError, match="single array, expected an .npz archive"):
+        load_feature_file(tmp_path / "single.npy")

@@ -2,18 +2,12 @@
 
 Keys (Q queries, G gallery items, D feature dimensions):
 
-=================== ========== =====================================================
-key                 shape      content
-=================== ========== =====================================================
-``query_features``   ``(Q, D)``  float features of the queries
-``gallery_features`` ``(G, D)``  float features of the gallery
-``query_pids``       ``(Q,)``    integer identities (as the dataset names them)
-``gallery_pids``     ``(G,)``    integer identities; distractors keep theirs (e.g. 0)
-``query_camids``     ``(Q,)``    integer cameras
-``gallery_camids``   ``(G,)``    integer cameras
-``query_paths``      ``(Q,)``    optional: image paths, absolute or relative to a root
-``gallery_paths``    ``(G,)``    optional: image paths (needed for ranked-list pictures)
-=================== ========== =====================================================
+- ``query_features`` ``(Q, D)`` and ``gallery_features`` ``(G, D)``: float features.
+- ``query_pids`` ``(Q,)`` and ``gallery_pids`` ``(G,)``: integer identities, as the dataset names
+  them (distractors keep theirs, e.g. 0).
+- ``query_camids`` ``(Q,)`` and ``gallery_camids`` ``(G,)``: integer cameras.
+- optional ``query_paths`` ``(Q,)`` and ``gallery_paths`` ``(G,)``: image paths (strings),
+  absolute or relative to a root folder; only the ranked-list picture needs them.
 
 Write one with :func:`save_feature_file` (or ``np.savez`` with these keys); the arrays returned
 by :func:`reid.evaluation.features.checkpoint_features` have exactly these keys.
