@@ -67,7 +67,7 @@ class MatchRanks:
 def to_tensor(values: ArrayLike, device: torch.device) -> torch.Tensor:
     """A tensor on ``device`` sharing memory with ``values`` when possible."""
     if isinstance(values, torch.Tensor):
-        return values.to(device)
+        return values.detach().to(device)
     return torch.as_tensor(np.asarray(values), device=device)
 
 
