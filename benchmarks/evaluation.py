@@ -24,7 +24,10 @@ Cases:
   included, computed in chunks; the Q x G matrix never exists).
 
 Metric-stage times (``reference*`` and ``distmat``) exclude the distance matrix, which is
-computed before the clock starts; ``features`` includes its distances. Each subprocess also
+computed before the clock starts; ``features`` includes its distances. MSMT17 runs ``features``
+only: there a precomputed float32 matrix alone would take 3.8 GB (the references need several
+times that). On a shared, busy machine ``--threads 1`` gives the steadiest (and, with more
+runnable processes than cores, the fastest) figures. Each subprocess also
 checks its figures against the reference's when both ran (same problem, same seed).
 """
 
