@@ -15,7 +15,7 @@ from PIL import Image
 from reid.captioning.progress import caption_progress
 from reid.captioning.protocol import Captioner, CaptionItem
 from reid.captioning.shards import ShardWriter
-from reid.templates import Template, parse_answer
+from reid.templates import ParsedAnswer, Template, parse_answer
 
 
 def load_batch(
@@ -71,6 +71,7 @@ def caption_rows(
         "template_version": str(template.version),
     }
     counts: Counter[str] = Counter()
+    parsed_answers: dict[str, ParsedAnswer] = {}
     buffer: list[dict[str, Any]] = []
     with (
         ThreadPoolExecutor(max_workers=1) as pool,
@@ -99,7 +100,9 @@ def caption_rows(
                     )
                 else:
                     raw = answer_of[record["relpath"]]
-                    parsed = parse_answer(raw, template)
+                    if raw not in parsed_answers:  # a trained captioner repeats itself a lot
+                        parsed_answers[raw] = parse_answer(raw, template)
+                    parsed = parsed_answers[raw]
                     row.update(
                         caption=parsed.caption,
                         attributes=json.dumps(parsed.attributes, sort_keys=True),

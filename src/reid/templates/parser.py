@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 
 from reid.templates.render import fit_to_context, render_caption, tidy
-from reid.templates.template import Template, words_pattern
+from reid.templates.template import FieldMatcher, Template
 
 ANCHOR_WINDOW_WORDS = 3
 """How many words before an anchor ("hair", "coat") may hold its value ("short", "red")."""
@@ -73,12 +73,10 @@ def parse_fields(text: str, template: Template) -> dict[str, str]:
     """
     lowered = normalize_answer(text).lower()
     found: dict[str, str] = {}
-    for name, spec in template.fields.items():
-        patterns = template.patterns[name]
+    for name in template.fields:
+        matcher = template.matchers[name]
         value = (
-            _anchored_value(lowered, spec.anchors, patterns)
-            if spec.anchors
-            else _first_value(lowered, patterns)
+            _anchored_value(lowered, matcher) if matcher.anchors else _first_value(lowered, matcher)
         )
         if value is not None:
             found[name] = value
@@ -112,33 +110,17 @@ def _same_sentence(first: str, second: str) -> bool:
     return key(first) == key(second)
 
 
-def _first_value(text: str, patterns: list[tuple[re.Pattern[str], str]]) -> str | None:
-    best: tuple[int, int, str] | None = None
-    for pattern, value in patterns:
-        match = pattern.search(text)
-        if match is None:
-            continue
-        candidate = (match.start(), -len(match.group(0)), value)
-        if best is None or candidate[:2] < best[:2]:
-            best = candidate
-    return None if best is None else best[2]
+def _first_value(text: str, matcher: FieldMatcher) -> str | None:
+    # Leftmost match; alternatives are longest first, so the longest form wins at a position.
+    match = matcher.values.search(text)
+    return None if match is None else matcher.value_of(match)
 
 
-def _anchored_value(
-    text: str, anchors: tuple[str, ...], patterns: list[tuple[re.Pattern[str], str]]
-) -> str | None:
-    anchor_starts = sorted(
-        {match.start() for anchor in anchors for match in re.finditer(words_pattern(anchor), text)}
-    )
-    for start in anchor_starts:
-        window = CLAUSE_BREAK.split(text[:start])[-1]
+def _anchored_value(text: str, matcher: FieldMatcher) -> str | None:
+    for anchor in matcher.anchors.finditer(text) if matcher.anchors else ():
+        window = CLAUSE_BREAK.split(text[: anchor.start()])[-1]
         window = " ".join(window.split()[-ANCHOR_WINDOW_WORDS:])
-        nearest: tuple[int, int, str] | None = None
-        for pattern, value in patterns:
-            for match in pattern.finditer(window):
-                candidate = (match.end(), len(match.group(0)), value)
-                if nearest is None or candidate[:2] > nearest[:2]:
-                    nearest = candidate
-        if nearest is not None:
-            return nearest[2]
+        matches = list(matcher.values.finditer(window))
+        if matches:
+            return matcher.value_of(matches[-1])  # the nearest to the anchor
     return None

@@ -20,6 +20,7 @@ def _clip_tokenizer():  # type: ignore[no-untyped-def]
     return SimpleTokenizer()
 
 
+@functools.lru_cache(maxsize=65536)
 def count_clip_tokens(text: str) -> int:
     """Number of CLIP BPE tokens of ``text``, start and end tokens included."""
     return len(_clip_tokenizer().encode(text)) + 2

@@ -87,9 +87,7 @@ class Template:
     instruction: str
     clauses: tuple[Clause, ...]
     fields: dict[str, TemplateField]
-    patterns: dict[str, list[tuple[re.Pattern[str], str]]] = field(
-        default_factory=dict, compare=False, repr=False
-    )
+    matchers: dict[str, FieldMatcher] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def vocabulary(self) -> dict[str, tuple[str, ...]]:
@@ -136,7 +134,7 @@ class Template:
                         f"malformed template ({source}): clause {text!r} names unknown field(s) "
                         f"{sorted(unknown)}; fields are {list(fields)}"
                     )
-        template.patterns.update({name: _compile(spec) for name, spec in fields.items()})
+        template.matchers.update({name: FieldMatcher.build(spec) for name, spec in fields.items()})
         return template
 
 
@@ -184,9 +182,39 @@ def words_pattern(words: str) -> str:
     return r"(?<![\w-])" + r"[\s-]*".join(parts) + r"(?![\w-])"
 
 
-def _compile(spec: TemplateField) -> list[tuple[re.Pattern[str], str]]:
-    return [
-        (re.compile(words_pattern(form)), value.name)
-        for value in spec.values.values()
-        for form in value.surface_forms
-    ]
+@dataclass(frozen=True)
+class FieldMatcher:
+    """The compiled regexes of one field (one alternation each, longest form first).
+
+    Attributes:
+        values: Matches any surface form of any value; ``match.lastgroup`` is ``v<index>``.
+        value_names: Value name of group ``v<index>``.
+        anchors: Matches any anchor, or ``None`` when the field has none.
+    """
+
+    values: re.Pattern[str]
+    value_names: tuple[str, ...]
+    anchors: re.Pattern[str] | None
+
+    @classmethod
+    def build(cls, spec: TemplateField) -> FieldMatcher:
+        """Compile the field's forms and anchors."""
+        forms = sorted(
+            ((form, value.name) for value in spec.values.values() for form in value.surface_forms),
+            key=lambda pair: len(pair[0]),
+            reverse=True,
+        )
+        values = "|".join(f"(?P<v{index}>{words_pattern(form)})" for index, (form, _) in
+                          enumerate(forms))  # fmt: skip
+        anchors = sorted(spec.anchors, key=len, reverse=True)
+        return cls(
+            values=re.compile(values),
+            value_names=tuple(name for _, name in forms),
+            anchors=re.compile("|".join(words_pattern(anchor) for anchor in anchors))
+            if anchors
+            else None,
+        )
+
+    def value_of(self, match: re.Match[str]) -> str:
+        """The value name of a match of :attr:`values`."""
+        return self.value_names[int(str(match.lastgroup)[1:])]
