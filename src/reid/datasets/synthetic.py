@@ -281,7 +281,7 @@ def make_synthetic_dataset(
         cameras=cameras,
         seconds=time.perf_counter() - started,
     )
-    logger.info("wrote %s in %.1f s", summary, summary.seconds)
+    logger.debug("wrote %s in %.1f s", summary, summary.seconds)
     return summary
 
 

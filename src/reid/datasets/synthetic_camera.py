@@ -22,6 +22,24 @@ SCENES: tuple[str, ...] = ("brick", "storefront", "park", "station", "street", "
 VIEWS: tuple[str, ...] = ("front", "back", "left", "right")
 """Viewpoints; ``left`` and ``right`` are mirrored side views."""
 
+_TEXTURE_CONTRAST = 0.8
+"""Contrast of the scene textures around their mean colour."""
+
+_SCENE_TINTS: tuple[tuple[int, int, int], ...] = (
+    (190, 90, 60),
+    (70, 80, 170),
+    (60, 150, 60),
+    (220, 220, 230),
+    (50, 50, 55),
+    (210, 180, 110),
+    (120, 60, 130),
+    (60, 160, 170),
+    (150, 150, 150),
+)
+"""Per-camera scene tints (camera ``i`` uses entry ``i % 9``)."""
+
+_TINT_WEIGHT = 0.3
+
 OCCLUDERS: tuple[str, ...] = ("none", "barrier", "pole", "bush", "car")
 """Occluder kinds drawn in front of the person."""
 
@@ -96,7 +114,7 @@ def make_cameras(count: int, seed: int = 0, occlusion: bool = True) -> list[Came
                 scene=SCENES[index % len(SCENES)],
                 scene_seed=int(rng.integers(2**31)),
                 gain=(gain[0], gain[1], gain[2]),
-                scale=float(round(rng.uniform(0.78, 0.95), 4)),
+                scale=float(round(rng.uniform(0.84, 0.97), 4)),
                 view_weights=preferred[(index + int(rng.integers(3))) % 3],
                 occluder=kind,
                 occlusion_probability=0.5 if kind != "none" else 0.0,
@@ -185,4 +203,11 @@ def paint_scene(camera: CameraSpec, height: int, width: int) -> np.ndarray:
         planks = (ys // (unit * 0.5)).astype(np.int64) % 3
         ground[:] = np.asarray((150, 105, 65), np.float32) * (0.9 + 0.06 * planks[..., None])
     scene = np.where((ys < horizon)[..., None], wall, ground)
+    # Soften the texture towards the scene's mean colour: cameras stay distinct by colour and
+    # layout, without high-contrast clutter that a person's outline would drown in.
+    mean = scene.reshape(-1, 3).mean(axis=0)
+    scene = mean + _TEXTURE_CONTRAST * (scene - mean)
+    # A camera-specific tint keeps the scenes of different cameras far apart in colour.
+    tint = np.asarray(_SCENE_TINTS[camera.index % len(_SCENE_TINTS)], np.float32)
+    scene = (1 - _TINT_WEIGHT) * scene + _TINT_WEIGHT * tint
     return np.clip(scene, 0, 255).astype(np.uint8)

@@ -205,13 +205,13 @@ def draw_torso(pen: Pen, person: PersonSpec, body: Body, side: bool, back: bool)
         body.shoulder_y + 0.03 + person.pattern_position * (usable_bottom - body.shoulder_y - 0.06)
     )
     if person.pattern == "stripe":
-        _band(pen, profile, stripe_y, 0.028, person.pattern_rgb)
+        _band(pen, profile, stripe_y, 0.04, person.pattern_rgb)
     elif person.pattern == "two_stripes":
-        _band(pen, profile, stripe_y - 0.03, 0.018, person.pattern_rgb)
-        _band(pen, profile, stripe_y + 0.02, 0.018, person.pattern_rgb)
+        _band(pen, profile, stripe_y - 0.035, 0.024, person.pattern_rgb)
+        _band(pen, profile, stripe_y + 0.025, 0.024, person.pattern_rgb)
     elif person.pattern == "logo" and not side:
         x = 0.0 if back else (0.45 if person.pattern_position > 0.5 else -0.45) * body.shoulder_w
-        size = 0.034 if back else 0.024
+        size = 0.04 if back else 0.03
         y = body.shoulder_y + 0.05 + (0.02 if back else 0.0)
         pen.polygon(
             [(x - size, y), (x + size, y), (x + size, y + size * 1.5), (x - size, y + size * 1.5)],

@@ -102,10 +102,10 @@ class PedestrianRenderer:
         else:
             canvas = Image.new("RGB", (canvas_width, canvas_height), (128, 128, 128))
         draw = ImageDraw.Draw(canvas, "RGBA")
-        scale = camera.scale * (1.0 + rng.uniform(-0.04, 0.04))
+        scale = camera.scale * (1.0 + rng.uniform(-0.06, 0.06))
         height_pixels = canvas_height * scale * person.height
         feet_y = canvas_height * (1.0 - rng.uniform(0.012, 0.045))
-        center_x = canvas_width * (0.5 + rng.uniform(-0.07, 0.07))
+        center_x = canvas_width * (0.5 + rng.uniform(-0.12, 0.12))
         stride = float(rng.uniform(-1.0, 1.0))
         shadow_x, shadow_y = canvas_width * 0.26 * scale, canvas_height * 0.018
         draw.ellipse(
