@@ -41,6 +41,10 @@ class Labels:
     g_pids: torch.Tensor
     q_camids: torch.Tensor
     g_camids: torch.Tensor
+    gallery_by_pid: torch.Tensor
+    """``(G,)`` gallery indices sorted by pid (stable), so one pid's items are contiguous."""
+    sorted_g_pids: torch.Tensor
+    """``(G,)`` ``g_pids[gallery_by_pid]``."""
 
 
 @dataclass(frozen=True)
@@ -101,11 +105,15 @@ def check_labels(
         raise EvaluationError("the gallery is empty (0 gallery items)")
     if num_gallery > 2**31:
         raise EvaluationError(f"gallery of {num_gallery} items exceeds the 2**31 supported")
+    gallery_pids = _label_tensor("g_pids", g_pids, num_gallery, device)
+    sorted_g_pids, gallery_by_pid = torch.sort(gallery_pids, stable=True)
     return Labels(
         q_pids=_label_tensor("q_pids", q_pids, num_query, device),
-        g_pids=_label_tensor("g_pids", g_pids, num_gallery, device),
+        g_pids=gallery_pids,
         q_camids=_label_tensor("q_camids", q_camids, num_query, device),
         g_camids=_label_tensor("g_camids", g_camids, num_gallery, device),
+        gallery_by_pid=gallery_by_pid,
+        sorted_g_pids=sorted_g_pids,
     )
 
 
@@ -148,8 +156,12 @@ def rank_matches(distances: torch.Tensor, labels: Labels, start: int) -> MatchRa
     device = distances.device
     q_pids = labels.q_pids[start : start + num_rows]
     q_camids = labels.q_camids[start : start + num_rows]
-    same_pid = q_pids[:, None] == labels.g_pids[None, :]
-    rows, columns = same_pid.nonzero(as_tuple=True)
+    # the gallery items of each query's pid: a contiguous run of the gallery sorted by pid
+    first = torch.searchsorted(labels.sorted_g_pids, q_pids)
+    counts = torch.searchsorted(labels.sorted_g_pids, q_pids, right=True) - first
+    rows = torch.repeat_interleave(torch.arange(num_rows, device=device), counts)
+    offsets = torch.arange(rows.shape[0], device=device) - (counts.cumsum(0) - counts)[rows]
+    columns = labels.gallery_by_pid[first[rows] + offsets]
     other_camera = q_camids[rows] != labels.g_camids[columns]
     rows, columns = rows[other_camera], columns[other_camera]
     match_distances = distances[rows, columns]
@@ -159,10 +171,10 @@ def rank_matches(distances: torch.Tensor, labels: Labels, start: int) -> MatchRa
     farthest = torch.full((num_rows,), -torch.inf, device=device)
     farthest.scatter_reduce_(0, rows, match_distances, reduce="amax")
     # a negative can only precede a match if it is not farther than the query's farthest match
-    candidate = torch.gt(distances <= farthest[:, None], same_pid)
-    negative_rows, negative_columns = candidate.nonzero(as_tuple=True)
+    negative_rows, negative_columns = (distances <= farthest[:, None]).nonzero(as_tuple=True)
+    is_negative = labels.g_pids[negative_columns] != q_pids[negative_rows]
+    negative_rows, negative_columns = negative_rows[is_negative], negative_columns[is_negative]
     negative_distances = distances[negative_rows, negative_columns]
-    del same_pid, candidate
 
     bits = column_bits(num_gallery)
     keys, order = torch.sort(pack_keys(rows, match_distances, columns, bits))

@@ -46,6 +46,7 @@ logger = logging.getLogger(__name__)
 METRICS: tuple[str, ...] = ("euclidean", "cosine")
 __all__ = [
     "DEFAULT_MEMORY_BUDGET",
+    "DISTMAT_MEMORY_BUDGET",
     "METRICS",
     "EvaluationError",
     "GalleryDistances",
@@ -56,7 +57,11 @@ __all__ = [
 ]
 
 DEFAULT_MEMORY_BUDGET = 256 * 2**20
-"""Bytes of working memory per chunk of query rows (distances and per-item bookkeeping)."""
+"""Bytes of working memory per chunk of query rows when distances come from features (larger
+chunks make the matrix product efficient)."""
+DISTMAT_MEMORY_BUDGET = 64 * 2**20
+"""The same from a distance matrix, where nothing gains from large chunks and small ones stay in
+the CPU caches (about 1.5x faster on 1,200 x 8,000 than 256 MiB)."""
 
 
 @dataclass(frozen=True)
@@ -129,7 +134,7 @@ def evaluate_distmat(
     q_camids: ArrayLike,
     g_camids: ArrayLike,
     max_rank: int = 50,
-    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    memory_budget: int = DISTMAT_MEMORY_BUDGET,
 ) -> RankingResult:
     """Market-protocol mAP, CMC and mINP from a distance matrix (smaller is closer).
 

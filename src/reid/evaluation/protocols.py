@@ -20,7 +20,7 @@ from reid.evaluation._ranking import (
     to_tensor,
 )
 from reid.evaluation.metrics import (
-    DEFAULT_MEMORY_BUDGET,
+    DISTMAT_MEMORY_BUDGET,
     RankingResult,
     evaluate_distmat,
     evaluate_features,
@@ -72,7 +72,7 @@ def evaluate_single_gallery_shot(
     max_rank: int = 50,
     num_repeats: int = 10,
     seed: int = 0,
-    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    memory_budget: int = DISTMAT_MEMORY_BUDGET,
 ) -> RankingResult:
     """CUHK03's single-gallery-shot protocol (torchreid's ``use_metric_cuhk03=True``).
 
