@@ -237,3 +237,19 @@ def test_shard_writer_continues_numbering(tmp_path):
     writer = ShardWriter(tmp_path, "part-")
     assert writer.next_index == 5
     assert writer.write([]) is None
+
+
+def test_auto_template_is_vehicle_for_vehicle_datasets(dataset, tmp_path):
+    root, manifest = dataset
+    vehicles = manifest.assign(dataset="veri776")
+    labels = tmp_path / "vehicles.csv"
+    pd.DataFrame({"pid": [1, 2, 5], "color": ["red", "silver", "black"],
+                  "type": ["sedan", "bus", "suv"]}).to_csv(labels, index=False)  # fmt: skip
+    config = CaptionRunConfig(captioner="attributes", attributes=labels, progress=False)
+    caption_manifest(vehicles, root, tmp_path / "vehicle-captions", config)
+    captions = pd.read_parquet(tmp_path / "vehicle-captions")
+    assert set(captions["template"]) == {"vehicle"}
+    assert set(captions["caption"]) == {"A photo of a red sedan.", "A photo of a silver bus.",
+                                        "A photo of a black suv."}  # fmt: skip
+    run(dataset, tmp_path / "person-captions", ColourCaptioner())
+    assert set(pd.read_parquet(tmp_path / "person-captions")["template"]) == {"person"}

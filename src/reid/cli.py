@@ -281,8 +281,12 @@ def caption(
         typer.Option(help="attributes: per-identity labels (.parquet/.csv with pid, or .mat)."),
     ] = None,
     template: Annotated[
-        str, typer.Option(help="Caption template: person, vehicle, or a template .toml file.")
-    ] = "person",
+        str,
+        typer.Option(
+            help="Caption template: person, vehicle, a template .toml file, or auto (vehicle "
+            "for veri776 and vehicleid, person otherwise)."
+        ),
+    ] = "auto",
     batch_size: Annotated[int, typer.Option(min=1, help="Images per generate call.")] = 8,
     max_new_tokens: Annotated[int, typer.Option(min=1, help="Longest answer, in tokens.")] = 80,
     dtype: Annotated[

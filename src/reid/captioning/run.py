@@ -38,6 +38,8 @@ from reid.templates import Template, load_template, render_caption
 logger = logging.getLogger(__name__)
 
 CAPTIONERS: tuple[str, ...] = ("llava", "attributes")
+VEHICLE_DATASETS: frozenset[str] = frozenset({"veri776", "vehicleid"})
+"""Datasets captioned with the vehicle template when the template is ``auto``."""
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,8 @@ class CaptionRunConfig:
 
     Attributes:
         captioner: ``llava`` or ``attributes``.
-        template: Template name or ``.toml`` path (:func:`reid.templates.load_template`).
+        template: Template name or ``.toml`` path (:func:`reid.templates.load_template`), or
+            ``auto``: ``vehicle`` for :data:`VEHICLE_DATASETS`, ``person`` otherwise.
         llava: Model and generation settings of the ``llava`` backend.
         attributes: Label file of the ``attributes`` backend.
         splits: Splits to caption (``train``, ``query``, ``gallery``).
@@ -59,7 +62,7 @@ class CaptionRunConfig:
     """
 
     captioner: str = "llava"
-    template: str = "person"
+    template: str = "auto"
     llava: LlavaSettings = field(default_factory=LlavaSettings)
     attributes: Path | None = None
     splits: tuple[str, ...] = ("train",)
@@ -136,13 +139,17 @@ def caption_manifest(
         ReIDError: No image in the splits, bad options, missing model or labels, or a caption
             folder written by another run.
     """
-    template = load_template(config.template)
     rows = manifest[manifest["split"].isin(config.splits)].sort_values("relpath")
     if rows.empty:
         raise ReIDError(
             f"no image to caption in split(s) {', '.join(config.splits)} under {dataset_root} "
             f"(the manifest has {len(manifest)} rows in splits {sorted(set(manifest['split']))})"
         )
+    template_name = config.template
+    if template_name == "auto":
+        is_vehicle = str(rows["dataset"].iloc[0]) in VEHICLE_DATASETS
+        template_name = "vehicle" if is_vehicle else "person"
+    template = load_template(template_name)
     if config.overwrite and config.num_shards > 1:
         raise ReIDError(
             "--overwrite cannot be combined with --num-shards > 1 (the jobs would delete each "
