@@ -6,7 +6,9 @@ answers as one image at a time (right padding puts pad tokens between the prompt
 
 ReID crops are tall (about 1:2). llava-1.5's processor resizes the shortest side and centre-crops a
 square, which cuts off the head and the feet; like LLaVA's own ``expand2square`` we pad each crop
-to a square with the processor's mean colour before the processor sees it. Models whose number of
+to a square with the processor's mean colour before the processor sees it (transformers 5's
+``LlavaImageProcessor(do_pad=True)`` does the same, but not every checkpoint's processor has that
+option, and a square image passes through any processor unchanged). Models whose number of
 image tokens depends on the image size (everything but plain ``llava``) get batches grouped by
 size, so that no image-token run is padded.
 """
