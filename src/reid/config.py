@@ -25,29 +25,28 @@ resolved configuration back as TOML (loadable again, every field explicit).
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
-import sys
-import types
-import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # the same parser, from PyPI
-    import tomli as tomllib
-
 from reid.datasets.transforms import CLIP_MEAN, CLIP_STD, Preprocessing
 from reid.errors import ReIDError
+from reid.typed_toml import (
+    TOMLDecodeError,
+    apply_override,
+    build_dataclass,
+    dump_tables,
+    parse_toml,
+    plain_dict,
+    reject_unknown,
+)
 
 OPTIMIZERS: tuple[str, ...] = ("adam", "adamw", "sgd")
 SCHEDULES: tuple[str, ...] = ("multistep", "cosine", "constant")
 SAMPLERS: tuple[str, ...] = ("identity", "shuffle")
 MIXED_PRECISION: tuple[str, ...] = ("auto", "no", "bf16", "fp16")
-NONE = "none"
 
 
 @dataclass(frozen=True)
@@ -221,11 +220,11 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         """The TOML layout as nested dicts (JSON-serialisable; None kept as None)."""
         return {
-            "data": _plain(self.data),
-            "model": _plain(self.model),
-            "method": {"name": self.method.name, **_plain(self.method.options)},
-            "stages": {name: _plain(stage) for name, stage in self.stages.items()},
-            "train": _plain(self.train),
+            "data": plain_dict(self.data),
+            "model": plain_dict(self.model),
+            "method": {"name": self.method.name, **plain_dict(self.method.options)},
+            "stages": {name: plain_dict(stage) for name, stage in self.stages.items()},
+            "train": plain_dict(self.train),
         }
 
     def to_json(self) -> str:
@@ -250,8 +249,8 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
 def config_from_toml(text: str, overrides: Sequence[str] = (), source: str = "config") -> RunConfig:
     """Type a TOML document (see :func:`load_config`)."""
     try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
+        raw = parse_toml(text)
+    except TOMLDecodeError as error:
         raise ReIDError(f"{source} is not valid TOML: {error}") from error
     return config_from_dict(raw, overrides, source)
 
@@ -266,7 +265,7 @@ def config_from_dict(
     for override in overrides:
         apply_override(raw, override)
     tables = ("data", "model", "method", "stages", "train")
-    _reject_unknown(raw, tables, source)
+    reject_unknown(raw, tables, source)
     method_table = dict(raw.get("method", {}))
     name = method_table.pop("name", None)
     if name not in METHODS:
@@ -276,7 +275,7 @@ def config_from_dict(
     if not isinstance(stage_tables, Mapping):
         raise ReIDError(f"{source}: [stages] must be a table of stage tables")
     valid_stages = tuple(method_class.stages)
-    _reject_unknown(stage_tables, valid_stages, f"{source} [stages] of method {name}")
+    reject_unknown(stage_tables, valid_stages, f"{source} [stages] of method {name}")
     missing = [stage for stage in valid_stages if stage not in stage_tables]
     if missing:
         raise ReIDError(
@@ -326,150 +325,10 @@ def validate_config(config: RunConfig) -> None:
         )
 
 
-def apply_override(raw: dict[str, Any], override: str) -> None:
-    """Set ``a.b.c=value`` in nested dicts ``raw`` (value read as TOML, else as a string)."""
-    key, separator, text = override.partition("=")
-    parts = key.strip().split(".")
-    if not separator or not all(parts):
-        raise ReIDError(f"override {override!r} must look like section.key=value")
-    try:
-        value = tomllib.loads(f"value = {text.strip()}")["value"]
-    except tomllib.TOMLDecodeError:
-        value = text.strip()
-    table = raw
-    for part in parts[:-1]:
-        table = table.setdefault(part, {})
-        if not isinstance(table, dict):
-            raise ReIDError(f"override {override!r}: {part!r} is a value, not a table")
-    table[parts[-1]] = value
-
-
-def build_dataclass(cls: type, table: Any, path: str) -> Any:
-    """Instantiate dataclass ``cls`` from a TOML table, converting each value to its field type.
-
-    Raises:
-        ReIDError: ``table`` is not a table, has unknown keys, or a value has the wrong type.
-    """
-    if not isinstance(table, Mapping):
-        raise ReIDError(f"[{path}] must be a table, got {table!r}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    _reject_unknown(table, tuple(fields), f"[{path}]")
-    values = {key: _convert(value, hints[key], f"{path}.{key}") for key, value in table.items()}
-    try:
-        return cls(**values)
-    except (TypeError, ValueError) as error:
-        raise ReIDError(f"[{path}]: {error}") from error
-
-
 def dump_config(config: RunConfig) -> str:
     """The resolved config as TOML text that :func:`load_config` reads back to an equal config."""
-    lines: list[str] = []
     data = config.to_dict()
-    for table in ("data", "model", "method"):
-        _dump_table(lines, table, data[table])
-    for name, stage in data["stages"].items():
-        _dump_table(lines, f"stages.{_toml_key(name)}", stage)
-    _dump_table(lines, "train", data["train"])
-    return "\n".join(lines).strip() + "\n"
-
-
-def _reject_unknown(table: Mapping[str, Any], valid: Sequence[str], where: str) -> None:
-    unknown = sorted(set(table) - set(valid))
-    if unknown:
-        raise ReIDError(f"unknown key(s) {unknown} in {where}; valid keys: {list(valid)}")
-
-
-def _convert(value: Any, hint: Any, path: str) -> Any:
-    """Convert a TOML value to the type ``hint`` (see the module docstring)."""
-    origin = typing.get_origin(hint)
-    arguments = typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if type(None) in arguments and (value is None or value == NONE):
-            return None
-        errors = []
-        for argument in arguments:
-            if argument is type(None):
-                continue
-            try:
-                return _convert(value, argument, path)
-            except ReIDError as error:
-                errors.append(str(error))
-        raise ReIDError(errors[0] if errors else f"{path}: cannot convert {value!r}")
-    if hint is Any:
-        return value
-    if origin in (tuple, list, Sequence) or hint in (tuple, list):
-        if not isinstance(value, (list, tuple)):
-            raise ReIDError(f"{path} must be a list, got {value!r}")
-        if origin is tuple and arguments and arguments[-1] is not Ellipsis:
-            if len(value) != len(arguments):
-                raise ReIDError(f"{path} must have {len(arguments)} items, got {value!r}")
-            return tuple(_convert(v, a, path) for v, a in zip(value, arguments, strict=True))
-        item = arguments[0] if arguments else Any
-        return tuple(_convert(v, item, path) for v in value)
-    if origin in (dict, Mapping) or hint in (dict, Mapping):
-        if not isinstance(value, Mapping):
-            raise ReIDError(f"{path} must be a table, got {value!r}")
-        return copy.deepcopy(dict(value))
-    if dataclasses.is_dataclass(hint):
-        return build_dataclass(hint, value, path)
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ReIDError(f"{path} must be true or false, got {value!r}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ReIDError(f"{path} must be an integer, got {value!r}")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ReIDError(f"{path} must be a number, got {value!r}")
-        return float(value)
-    if hint is str:
-        if isinstance(value, (Mapping, list, bool)):
-            raise ReIDError(f"{path} must be a string, got {value!r}")
-        return str(value)
-    raise ReIDError(f"{path}: unsupported field type {hint!r}")
-
-
-def _plain(instance: Any) -> dict[str, Any]:
-    """A dataclass as a dict of JSON values (tuples as lists, mappings deep-copied)."""
-    return json.loads(json.dumps(dataclasses.asdict(instance)))
-
-
-def _toml_key(key: str) -> str:
-    is_bare = key.replace("_", "a").replace("-", "a").isalnum()
-    return key if is_bare else json.dumps(key)
-
-
-def _toml_value(value: Any) -> str:
-    if value is None:
-        return json.dumps(NONE)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, str)):
-        return json.dumps(value)
-    if isinstance(value, float):
-        if value != value:
-            return "nan"
-        return repr(value) if abs(value) != float("inf") else ("inf" if value > 0 else "-inf")
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
-    if isinstance(value, dict):
-        items = ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items())
-        return "{ " + items + " }" if items else "{}"
-    raise TypeError(f"cannot write {value!r} as TOML")
-
-
-def _dump_table(lines: list[str], name: str, table: Mapping[str, Any]) -> None:
-    """Scalars and lists first, then each non-empty sub-table as its own ``[a.b]`` table."""
-    nested = {k: v for k, v in table.items() if isinstance(v, dict) and v}
-    lines.append(f"[{name}]")
-    lines.extend(
-        f"{_toml_key(key)} = {_toml_value(value)}"
-        for key, value in table.items()
-        if key not in nested
-    )
-    lines.append("")
-    for key, value in nested.items():
-        _dump_table(lines, f"{name}.{_toml_key(key)}", value)
+    tables = {table: data[table] for table in ("data", "model", "method")}
+    tables.update({f"stages.{name}": stage for name, stage in data["stages"].items()})
+    tables["train"] = data["train"]
+    return dump_tables(tables)

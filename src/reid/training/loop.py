@@ -44,13 +44,13 @@ from reid.training.checkpoint import (
     save_training_state,
 )
 from reid.training.data import (
-    RunData,
     build_eval_shard,
     build_feature_loader,
     build_stage_loader,
     load_run_data,
     set_loader_epoch,
 )
+from reid.training.distributed import evaluate, mean_across_processes
 from reid.training.report import (
     CURVES_FILE,
     METRICS_FILE,
@@ -136,7 +136,7 @@ def train(config: RunConfig, run_dir: str | Path, max_epochs: int | None = None)
     first_epochs = list(itertools.accumulate((config.stages[s].epochs for s in stages), initial=0))
     resume_stage, resume_epoch, step = 0, 0, 0
     if state is not None:
-        method.load_state_dict(state["method"])
+        method.load_state_dict(state.pop("method"))  # pop: free the copy of the weights
         resume_stage, resume_epoch, step = state["stage_index"], state["stage_epoch"], state["step"]
         if resume_epoch == config.stages[stages[resume_stage]].epochs:  # stage done: next one
             resume_stage, resume_epoch = resume_stage + 1, 0
@@ -167,7 +167,7 @@ def train(config: RunConfig, run_dir: str | Path, max_epochs: int | None = None)
             optimizer = build_optimizer(stage_config, method.param_groups(stage))
             wrapped, optimizer = accelerator.prepare(method, optimizer)
             if state is not None and stage_index == resume_stage and first_epoch > 0:
-                optimizer.load_state_dict(state["optimizer"])
+                optimizer.load_state_dict(state.pop("optimizer"))
                 restore_rng_state(state["rng"][rank])  # after prepare_stage, as in the first run
             steps_per_epoch = min(len(loader), stage_config.steps_per_epoch or len(loader))
             for stage_epoch in range(first_epoch + 1, stage_config.epochs + 1):
@@ -259,56 +259,3 @@ def group_learning_rates(optimizer: Any, learning_rates: list[float]) -> dict[st
     """Learning rate per parameter-group name."""
     names = [group.get("name", str(i)) for i, group in enumerate(optimizer.param_groups)]
     return dict(zip(names, learning_rates, strict=True))
-
-
-def mean_across_processes(accelerator: Any, sums: dict[str, float], steps: int) -> dict[str, float]:
-    """Epoch means of the loss terms, averaged over processes."""
-    values = torch.tensor(list(sums.values()), dtype=torch.float64, device=accelerator.device)
-    means = accelerator.reduce(values / max(steps, 1), reduction="mean")
-    return dict(zip(sums, means.tolist(), strict=True))
-
-
-@torch.no_grad()
-def evaluate(
-    accelerator: Any,
-    model: torch.nn.Module,
-    loader: torch.utils.data.DataLoader,
-    indices: torch.Tensor,
-    data: RunData,
-    rerank: bool = False,
-) -> dict[str, float] | None:
-    """mAP, rank1/5/10 and mINP of ``model`` on query/gallery; None on ranks other than 0.
-
-    Each rank extracts the features of its share (rows ``indices`` of ``data.evaluation``); rank 0
-    gathers them in manifest order and scores them with the evaluation engine (``reid evaluate``'s,
-    k-reciprocal re-ranking included when ``rerank``).
-    """
-    from reid.evaluation.feature_file import EvaluationInputs
-    from reid.evaluation.features import extract_features
-    from reid.evaluation.report import EvaluationOptions, evaluate_inputs
-
-    model.eval()
-    with accelerator.autocast():
-        uses_camids = getattr(model, "sie_embedding", None) is not None
-        result = extract_features(model, loader, accelerator.device, use_camids=uses_camids)
-    features = accelerator.pad_across_processes(result.features.to(accelerator.device), dim=0)
-    positions = accelerator.pad_across_processes(indices.to(accelerator.device), pad_index=-1)
-    features, positions = accelerator.gather(features).cpu(), accelerator.gather(positions).cpu()
-    if not accelerator.is_main_process:
-        return None
-    rows = data.evaluation
-    ordered = torch.empty(len(rows), features.shape[1])
-    valid = positions >= 0
-    ordered[positions[valid]] = features[valid].float()
-    ordered_features = ordered.numpy()
-    query = (rows["split"] == "query").to_numpy()
-    pids, camids = rows["pid"].to_numpy(), rows["camid"].to_numpy()
-    arrays = {}
-    for side, mask in (("query", query), ("gallery", ~query)):
-        arrays[f"{side}_features"] = ordered_features[mask]
-        arrays[f"{side}_pids"], arrays[f"{side}_camids"] = pids[mask], camids[mask]
-    inputs = EvaluationInputs.from_arrays(arrays, source="query/gallery features")
-    report = evaluate_inputs(inputs, EvaluationOptions(rerank=rerank))
-    scores = report.result.summary()
-    logger.info("mAP %.4f rank-1 %.4f", scores["mAP"], scores["rank1"])
-    return scores
