@@ -15,6 +15,7 @@ same ``ReIDModel`` (image encoder + neck), so the ratio should be 1 up to noise.
 from __future__ import annotations
 
 import argparse
+import logging
 import tempfile
 import time
 from pathlib import Path
@@ -106,6 +107,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     arguments = parser.parse_args()
     torch.set_num_threads(arguments.threads)
+    # Configure logging before CliRunner does (it would bind the root logger to its own stream).
+    logging.basicConfig(level=logging.WARNING)
 
     with tempfile.TemporaryDirectory() as folder:
         data, captions = make_data(Path(folder))
