@@ -1,0 +1,50 @@
+"""`reid demo --quick` end to end: every step of the pipeline through the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from reid.cli import app
+from reid.demo import DemoSettings, results_markdown
+from reid.testing.llava import build_tiny_llava
+
+
+def test_quick_demo_runs_the_whole_pipeline(tmp_path: Path) -> None:
+    """Every step through the LLaVA code path (an untrained tiny LLaVA: the captions are poor,
+    so only the pipeline is checked here, not the caption accuracy)."""
+    model = build_tiny_llava(tmp_path / "tiny-llava")
+    out = tmp_path / "demo"
+    arguments = ["demo", "--out", str(out), "--quick", "--caption-model", str(model)]
+    result = CliRunner().invoke(app, arguments)
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "results.json").read_text())
+
+    assert set(results["methods"]) == {"baseline", "scgi"}
+    for scores in results["methods"].values():
+        for key in ("mAP", "rank1", "rank5", "mINP"):
+            assert 0.0 <= scores[key] <= 1.0
+        assert scores["rank1"] <= scores["rank5"]
+    captions = results["captions"]
+    assert captions["captioner"] == "llava" and captions["model"] == str(model)
+    assert captions["images"] == len(list((out / "data" / "bounding_box_train").glob("*.jpg")))
+    assert captions["images_per_s"] > 0
+    assert 0.0 <= captions["attribute_accuracy"] <= 1.0
+    assert set(captions["fields"]) >= {"gender", "upper_color", "bag"}
+
+    for method in ("baseline", "scgi"):
+        assert (out / f"ranked_lists_{method}.png").stat().st_size > 0
+        assert (out / "runs" / method / "model.safetensors").is_file()
+    assert (out / "results.md").read_text() == results_markdown(results)
+    assert "baseline" in result.output and "scgi" in result.output
+
+
+def test_quick_variant_only_shortens_the_run() -> None:
+    settings = DemoSettings()
+    quick = settings.quick()
+    assert quick.ids < settings.ids
+    assert quick.methods == settings.methods
+    assert quick.caption_model == settings.caption_model
+    assert any(item.startswith("stages.image.epochs=") for item in quick.overrides)
