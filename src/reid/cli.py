@@ -202,7 +202,9 @@ def data_synth(
         int, typer.Option(min=2, max=9999, help="Identities; half of them form the test split.")
     ] = 100,
     cameras: Annotated[int, typer.Option(min=2, max=9, help="Cameras (2 to 9).")] = 6,
-    seed: Annotated[int, typer.Option(help="Random seed; same arguments give identical files.")] = 0,
+    seed: Annotated[
+        int, typer.Option(help="Random seed; same arguments give identical files.")
+    ] = 0,
     images_per_camera: Annotated[
         int,
         typer.Option(min=1, help="Train or gallery images per identity and camera it is seen in."),
@@ -392,7 +394,6 @@ def captions_audit(
         typer.echo(json.dumps(report.to_dict(), indent=2))
     else:
         console.print(report_table(report))
-
 
 
 # ----------------------------------------------------------------------------------------------
