@@ -24,6 +24,16 @@ detail, soles) do. Each identity appears in ``min_cameras`` to ``cameras`` camer
 differ in scene, light, scale, preferred viewpoint, occlusion and noise
 (:mod:`reid.datasets.synthetic_camera`). Every image is a pure function of the arguments and
 its (pid, camera, index): the output is byte-identical for the same arguments.
+
+To render images outside a dataset (for example thousands of captioned training pictures),
+use the renderer directly::
+
+    from reid.datasets.synthetic import PedestrianRenderer, make_cameras, sample_person
+
+    renderer, cameras = PedestrianRenderer(), make_cameras(6, seed=0)
+    rng = np.random.default_rng(0)
+    person = sample_person(rng)                               # attributes + traits
+    image = renderer.render(person, cameras[2], rng, occlude=False)   # (128, 64, 3) uint8
 """
 
 from __future__ import annotations
@@ -50,6 +60,19 @@ from reid.datasets.synthetic_person import (
 )
 from reid.datasets.synthetic_render import PedestrianRenderer
 from reid.errors import ReIDError
+
+__all__ = [
+    "ATTRIBUTES_FILE",
+    "SPLIT_FOLDERS",
+    "CameraSpec",
+    "PedestrianRenderer",
+    "PersonSpec",
+    "SyntheticSummary",
+    "make_cameras",
+    "make_identities",
+    "make_synthetic_dataset",
+    "sample_person",
+]
 
 logger = logging.getLogger(__name__)
 

@@ -179,19 +179,19 @@ def draw_bags(
                 if side_view
                 else (body.hip_w + 0.015, body.crotch_y - 0.075)
             )
-            pen.line([start, end], 0.017, shade(bag, 0.8))
+            pen.line([start, end], 0.022, shade(bag, 0.8))
         return
     x_hand, y_hand = hand_position(body, 1.0, side_view, swing)
     if person.bag == "shoulder bag":
         x0 = -0.035 if side_view else body.hip_w - 0.025
         x1 = x0 + 0.095
-        top, bottom = body.crotch_y - 0.085, body.crotch_y + 0.015
+        top, bottom = body.crotch_y - 0.1, body.crotch_y + 0.005
         pen.polygon([(x0, top), (x1, top), (x1, bottom), (x0, bottom)], bag, dark)
         pen.polygon(
             [(x0, top), (x1, top), (x1, top + 0.04), (x0, top + 0.04)], shade(bag, 0.78), dark
         )
     elif person.bag == "handbag":
-        bag_top = y_hand + 0.05
+        bag_top = y_hand + 0.065
         pen.line(
             [(x_hand - 0.026, bag_top), (x_hand, y_hand + 0.012), (x_hand + 0.026, bag_top)],
             0.009,
@@ -235,6 +235,17 @@ def draw_head(pen: Pen, person: PersonSpec, body: Body, view: str) -> None:
         ],
         skin,
     )
+    if person.upper_type == "coat":  # an upturned collar around the neck, seen from every side
+        collar = body.neck_w * 1.7
+        pen.polygon(
+            [
+                (neck_x - collar, body.shoulder_y - 0.03),
+                (neck_x + collar, body.shoulder_y - 0.03),
+                (neck_x + collar * 1.15, body.shoulder_y + 0.012),
+                (neck_x - collar * 1.15, body.shoulder_y + 0.012),
+            ],
+            shade(person.upper_rgb, 0.55),
+        )
     pen.ellipse(x, cy, radius_x, radius_y, skin)
     if view == "back":
         pen.ellipse(0.0, cy - hh * 0.05, radius_x * 1.05, radius_y * 0.95, hair)

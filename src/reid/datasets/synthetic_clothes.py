@@ -145,19 +145,21 @@ def _torso_profile(
     female = person.gender == "female"
     top = body.shoulder_y + 0.022
     if side:
+        # Profile silhouettes: a deep chest and broad upper back narrowing to the hips (male)
+        # versus a bust and a hip curve (female).
         lean = body.lean * 0.6
         ys = [body.shoulder_y + 0.004, body.shoulder_y + 0.075, body.waist_y, body.crotch_y - 0.03]
         front = [
             body.depth_front + lean,
-            body.depth_front + (0.022 if female else 0.004) + lean * 0.7,
-            body.depth_front * 0.92,
-            body.depth_front,
+            body.depth_front + (0.042 if female else 0.022) + lean * 0.7,
+            body.depth_front * (0.85 if female else 0.95),
+            body.depth_front + (0.012 if female else -0.008),
         ]
         back = [
-            -body.depth_back + lean,
-            -body.depth_back + lean * 0.6,
-            -body.depth_back * 0.95,
-            -body.depth_back - (0.02 if female else 0.01),
+            -body.depth_back + lean - (0.0 if female else 0.02),
+            -body.depth_back + lean * 0.6 - (0.0 if female else 0.016),
+            -body.depth_back * (0.85 if female else 0.95),
+            -body.depth_back - (0.045 if female else 0.0),
         ]
         flare = 0.03
     else:
