@@ -17,7 +17,8 @@ def test_quick_demo_runs_the_whole_pipeline(tmp_path: Path) -> None:
     so only the pipeline is checked here, not the caption accuracy)."""
     model = build_tiny_llava(tmp_path / "tiny-llava")
     out = tmp_path / "demo"
-    arguments = ["demo", "--out", str(out), "--quick", "--caption-model", str(model)]
+    arguments = ["demo", "--out", str(out), "--quick", "--captioner", "llava"]
+    arguments += ["--caption-model", str(model)]
     result = CliRunner().invoke(app, arguments)
     assert result.exit_code == 0, result.output
     results = json.loads((out / "results.json").read_text())
@@ -39,6 +40,18 @@ def test_quick_demo_runs_the_whole_pipeline(tmp_path: Path) -> None:
         assert (out / "runs" / method / "model.safetensors").is_file()
     assert (out / "results.md").read_text() == results_markdown(results)
     assert "baseline" in result.output and "scgi" in result.output
+
+
+def test_default_demo_captions_from_the_labels(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(
+        app, ["demo", "--out", str(out), "--quick", "--set", "stages.image.epochs=1"]
+    )
+    assert result.exit_code == 0, result.output
+    captions = json.loads((out / "results.json").read_text())["captions"]
+    assert captions["captioner"] == "attributes" and captions["model"] is None
+    # The attributes captioner renders the labels, so the audit must read them back exactly.
+    assert captions["attribute_accuracy"] == 1.0
 
 
 def test_quick_variant_only_shortens_the_run() -> None:

@@ -609,8 +609,11 @@ def demo(
     ] = False,
     captioner: Annotated[
         str,
-        typer.Option(help="'llava' (the tiny LLaVA shipped in the package) or 'attributes'."),
-    ] = "llava",
+        typer.Option(
+            help="'attributes' (the synthetic labels rendered into the caption template) or "
+            "'llava' (a LLaVA-family model: --caption-model)."
+        ),
+    ] = "attributes",
     caption_model: Annotated[
         str, typer.Option(help="llava: hub id, local folder or builtin:NAME.")
     ] = "builtin:tiny-llava-synthetic",
@@ -621,9 +624,10 @@ def demo(
 ) -> None:
     """Run the whole pipeline on synthetic data: data, captions, audit, training, evaluation.
 
-    Synthetic pedestrians -> captions by a tiny LLaVA -> caption audit -> baseline and scgi trained
-    on a tiny CLIP -> evaluation with ranked-list pictures. Nothing is downloaded; on 2 CPU cores
-    it takes a few minutes (--quick: well under one). Writes OUT/results.json and OUT/results.md.
+    Synthetic pedestrians -> captions (attribute labels by default; --captioner llava runs a LLaVA
+    folder through the same code path as llava-1.5-7b) -> caption audit -> baseline and scgi
+    trained on a tiny CLIP -> evaluation with ranked-list pictures. Nothing is downloaded; on 2 CPU
+    cores it takes a few minutes (--quick: well under one). Writes OUT/results.json and results.md.
     """
     import time
 
