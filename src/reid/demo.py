@@ -109,7 +109,8 @@ def run_demo(
         data_root, ids=settings.ids, cameras=settings.cameras, seed=settings.seed
     )
 
-    report(f"2/5 captions of the train split with {settings.captioner} ({settings.caption_model})")
+    source = settings.caption_model if settings.captioner == "llava" else "the attribute labels"
+    report(f"2/5 captions of the train split by {settings.captioner} ({source})")
     caption_config = CaptionRunConfig(
         captioner=settings.captioner,
         llava=LlavaSettings(model=settings.caption_model),
