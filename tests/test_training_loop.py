@@ -121,6 +121,14 @@ def test_resuming_with_another_method_config_is_refused(dataset: Path, tmp_path:
         train(changed, tmp_path / "run")
 
 
+def test_scgi_without_captions_is_refused_before_any_work(dataset: Path, tmp_path: Path) -> None:
+    config = tiny_config(dataset, "scgi", overrides=("data.captions=",))
+    with pytest.raises(ReIDError, match=r"'scgi' trains on captions but data.captions is empty"):
+        train(config, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    train(tiny_config(dataset, "baseline", epochs=1, overrides=("data.captions=",)), tmp_path / "b")
+
+
 def test_shuffled_rows_are_seeded_per_epoch_and_split_between_ranks(dataset: Path) -> None:
     from reid.datasets import load_manifest
 

@@ -34,6 +34,7 @@ from typing import Any
 import torch
 
 from reid.config import RunConfig, dump_config
+from reid.errors import ReIDError
 from reid.training.checkpoint import (
     STATE_FILE,
     WEIGHTS_FILE,
@@ -89,6 +90,21 @@ class TrainResult:
     scores: dict[str, float] | None
 
 
+def check_captions_given(config: RunConfig) -> None:
+    """Refuse, before any data is read, a method that trains on captions without a caption folder.
+
+    Raises:
+        ReIDError: ``method.name`` needs captions and ``data.captions`` is empty.
+    """
+    from reid.training.methods import METHODS
+
+    if METHODS[config.method.name].needs_captions and not config.data.captions:
+        raise ReIDError(
+            f"method {config.method.name!r} trains on captions but data.captions is empty: give "
+            "the caption folder written by reid caption (--set data.captions=DIR)"
+        )
+
+
 def train(config: RunConfig, run_dir: str | Path, max_epochs: int | None = None) -> TrainResult:
     """Train (or resume) the run described by ``config`` in ``run_dir``.
 
@@ -106,6 +122,7 @@ def train(config: RunConfig, run_dir: str | Path, max_epochs: int | None = None)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     run_dir = Path(run_dir)
+    check_captions_given(config)
     ddp_options = DistributedDataParallelKwargs(
         find_unused_parameters=True,  # a stage may leave some trainable module unused
         broadcast_buffers=False,  # caches are buffers; BN statistics are unused at inference

@@ -65,11 +65,13 @@ class Method(nn.Module):
         name: The key in ``reid.training.methods.METHODS``.
         stages: Stage names, in training order.
         config_class: The frozen dataclass of the method's options.
+        needs_captions: Whether training batches must carry captions (``data.captions``).
     """
 
     name: ClassVar[str]
     stages: ClassVar[tuple[str, ...]]
     config_class: ClassVar[type]
+    needs_captions: ClassVar[bool] = False
 
     def __init__(self, model: ReIDModel) -> None:
         super().__init__()

@@ -168,6 +168,7 @@ class SCGIMethod(Method):
     name = "scgi"
     stages = ("image",)
     config_class = SCGIConfig
+    needs_captions = True
 
     def __init__(
         self,
