@@ -63,13 +63,15 @@ def test_attributes_captions_show_and_audit(synthetic, tmp_path):
     assert shown.exit_code == 0, shown.output
     assert "A photo of" in shown.output and shown.output.count("│ 2 ") == 2
 
-    audited = invoke("captions", "audit", out, "--attributes", labels, "--json")
+    audited = invoke("captions", "audit", out, "--attributes", labels, "--format", "json")
     assert audited.exit_code == 0, audited.output
     report = json.loads(audited.output)
     assert report["rows"] == images and report["overall"] == 1.0
     assert [entry["field"] for entry in report["fields"]][:2] == ["gender", "age"]
     table = invoke("captions", "audit", out, "--attributes", labels)
     assert table.exit_code == 0 and "upper_color" in table.output and "overall" in table.output
+    unknown = invoke("captions", "audit", out, "--attributes", labels, "--format", "yaml")
+    assert unknown.exit_code == 2 and "unknown format 'yaml'" in unknown.output
 
 
 def test_llava_captions_of_the_train_split(synthetic, tiny_llava, tmp_path):

@@ -382,15 +382,24 @@ def captions_audit(
     template: Annotated[
         str | None, typer.Option(help="Template to read labels with (default: the folder's).")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    output_format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help='"table", or "json": {"labelled": N, "overall": .., "fields": [{"field": .., '
+            '"agreement": .., ...}, ...]} (agreements in [0, 1]).',
+        ),
+    ] = "table",
 ) -> None:
     """Per-field agreement of the attributes read from captions with human labels."""
     import json
 
     from reid.captioning.audit import audit_captions, report_table
 
+    if output_format not in ("table", "json"):
+        raise ReIDError(f"unknown format {output_format!r}; valid: table, json")
     report = audit_captions(folder, attributes, template)
-    if as_json:
+    if output_format == "json":
         typer.echo(json.dumps(report.to_dict(), indent=2))
     else:
         console.print(report_table(report))

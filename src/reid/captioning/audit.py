@@ -80,7 +80,7 @@ class AuditReport:
         return sum(scored) / len(scored) if scored else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable form (``reid captions audit --json``)."""
+        """A JSON-serialisable form (``reid captions audit --format json``)."""
         return {
             "folder": self.folder,
             "template": self.template,
