@@ -31,10 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from reid.config import RunConfig, dump_config
-from reid.errors import ReIDError
 from reid.training.checkpoint import (
     STATE_FILE,
     WEIGHTS_FILE,
@@ -64,7 +61,10 @@ from reid.training.schedule import build_optimizer, set_learning_rates
 from reid.training.setup import (
     backbone_config,
     build_method,
+    check_captions_given,
     check_resumable,
+    group_learning_rates,
+    move_batch,
     resolve_mixed_precision,
 )
 
@@ -88,21 +88,6 @@ class TrainResult:
     epochs_run: int
     finished: bool
     scores: dict[str, float] | None
-
-
-def check_captions_given(config: RunConfig) -> None:
-    """Refuse, before any data is read, a method that trains on captions without a caption folder.
-
-    Raises:
-        ReIDError: ``method.name`` needs captions and ``data.captions`` is empty.
-    """
-    from reid.training.methods import METHODS
-
-    if METHODS[config.method.name].needs_captions and not config.data.captions:
-        raise ReIDError(
-            f"method {config.method.name!r} trains on captions but data.captions is empty: give "
-            "the caption folder written by reid caption (--set data.captions=DIR)"
-        )
 
 
 def train(config: RunConfig, run_dir: str | Path, max_epochs: int | None = None) -> TrainResult:
@@ -262,17 +247,3 @@ def train(config: RunConfig, run_dir: str | Path, max_epochs: int | None = None)
                     return TrainResult(run_dir, epochs_run, False, scores)
             accelerator.free_memory()
     return TrainResult(run_dir, epochs_run, True, scores)
-
-
-def move_batch(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    """The batch with its tensors on ``device`` (lists of strings stay)."""
-    return {
-        key: value.to(device, non_blocking=True) if isinstance(value, torch.Tensor) else value
-        for key, value in batch.items()
-    }
-
-
-def group_learning_rates(optimizer: Any, learning_rates: list[float]) -> dict[str, float]:
-    """Learning rate per parameter-group name."""
-    names = [group.get("name", str(i)) for i, group in enumerate(optimizer.param_groups)]
-    return dict(zip(names, learning_rates, strict=True))

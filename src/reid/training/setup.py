@@ -1,6 +1,7 @@
 """The pieces of a run that the loop builds before training: precision, backbone, method.
 
-Also the check that a ``state.pt`` found in the run folder belongs to the same run.
+Also the checks made before any work (captions given to a method that needs them, a ``state.pt``
+in the run folder that belongs to the same run) and two small helpers of the loop.
 """
 
 from __future__ import annotations
@@ -66,3 +67,32 @@ def build_method(config: RunConfig, backbone: BackboneConfig) -> torch.nn.Module
 
     clip_model = build_clip(backbone)
     return METHODS[config.method.name](clip_model, backbone, config.method.options)
+
+
+def check_captions_given(config: RunConfig) -> None:
+    """Refuse, before any data is read, a method that trains on captions without a caption folder.
+
+    Raises:
+        ReIDError: ``method.name`` needs captions and ``data.captions`` is empty.
+    """
+    from reid.training.methods import METHODS
+
+    if METHODS[config.method.name].needs_captions and not config.data.captions:
+        raise ReIDError(
+            f"method {config.method.name!r} trains on captions but data.captions is empty: give "
+            "the caption folder written by reid caption (--set data.captions=DIR)"
+        )
+
+
+def move_batch(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """The batch with its tensors on ``device`` (lists of strings stay)."""
+    return {
+        key: value.to(device, non_blocking=True) if isinstance(value, torch.Tensor) else value
+        for key, value in batch.items()
+    }
+
+
+def group_learning_rates(optimizer: Any, learning_rates: list[float]) -> dict[str, float]:
+    """Learning rate per parameter-group name."""
+    names = [group.get("name", str(i)) for i, group in enumerate(optimizer.param_groups)]
+    return dict(zip(names, learning_rates, strict=True))
