@@ -1,4 +1,4 @@
-"""Shared test fixtures: the path of the reference data in ``../shared/data``."""
+"""Shared test fixtures: the reference data in ``../shared/data`` and an untrained tiny LLaVA."""
 
 from __future__ import annotations
 
@@ -15,3 +15,12 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"reference data not found at {SHARED_DATA} (clone with ../shared beside it)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_llava(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained tiny LLaVA folder (:func:`reid.testing.llava.build_tiny_llava`, seed 0);
+    tests read it, none may write into it."""
+    from reid.testing.llava import build_tiny_llava
+
+    return build_tiny_llava(tmp_path_factory.mktemp("tiny-llava"))

@@ -12,7 +12,6 @@ from typer.testing import CliRunner
 
 from reid.captioning.shards import SHARD_SCHEMA, STATUSES
 from reid.cli import app
-from reid.testing.llava import build_tiny_llava
 
 torch.set_num_threads(1)
 runner = CliRunner()
@@ -28,11 +27,6 @@ def synthetic(tmp_path_factory) -> Path:
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     return root
-
-
-@pytest.fixture(scope="module")
-def tiny_llava(tmp_path_factory) -> Path:
-    return build_tiny_llava(tmp_path_factory.mktemp("tiny-llava"))
 
 
 def invoke(*arguments: str | Path):

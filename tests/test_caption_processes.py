@@ -16,7 +16,6 @@ from typer.testing import CliRunner
 
 from reid.cli import app
 from reid.datasets.synthetic import make_synthetic_dataset
-from reid.testing.llava import build_tiny_llava
 
 ENTRY = "from reid.cli import main; main()"
 SAFETY_TIMEOUT = 600  # seconds; only so that a hung child cannot hang the suite
@@ -29,11 +28,6 @@ def synthetic(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("synthetic")
     make_synthetic_dataset(root, ids=6, cameras=2, images_per_camera=2, height=64, width=32)
     return root
-
-
-@pytest.fixture(scope="module")
-def tiny_llava(tmp_path_factory) -> Path:
-    return build_tiny_llava(tmp_path_factory.mktemp("tiny-llava"))
 
 
 def all_relpaths(root: Path) -> list[str]:
