@@ -22,9 +22,13 @@ The model and processor are saved with ``save_pretrained`` into ``--out`` with `
 the real captioning path: :class:`reid.captioning.llava.LlavaCaptioner` loads the folder and
 generates greedily with left padding, :func:`reid.templates.parse_answer` reads the fields.
 
-Reproduce the shipped model (from the repository root)::
+Reproduce the shipped model (from the repository root; the defaults are its settings)::
 
     nice python scripts/train_tiny_llava.py --out src/reid/assets/tiny-llava-synthetic --seed 0
+
+On a shared 2-core machine this took about 42 minutes at one thread (vision 20, reading 2,
+instruction 19) and scored 0.861 mean field accuracy on the 400 held-out images (weakest: gender
+0.73, bag 0.75, upper_type 0.78); its ``training.json`` holds the figures and the curve.
 
 Check it on identities and cameras it never saw::
 
@@ -145,7 +149,9 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     instruction = build_prompt(processor, template.instruction)
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
-    pretrain_vision(model, processor, train_set, stage(args.vision_steps, args.vision_lr, 1))
+    pretrain_vision(
+        model, processor, train_set, stage(args.vision_steps, args.vision_lr, 1), args.mean_weight
+    )
     seconds["vision"] = round(time.perf_counter() - clock, 1)
     clock = time.perf_counter()
     short = build_prompt(processor, "")
@@ -196,17 +202,18 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     add = parser.add_argument
     add("--out", type=Path, default=DEFAULT_OUT, help="folder to write the model into")
     add("--seed", type=int, default=0, help="seed of the data, the weights and the batch order")
-    add("--train-ids", type=int, default=5000, help="training identities")
+    add("--train-ids", type=int, default=10000, help="training identities")
     add("--views", type=int, default=2, help="images per training identity")
     add("--camera-sets", type=int, default=200, help="camera networks of the training identities")
     add("--val-ids", type=int, default=200, help="held-out identities")
     add("--val-views", type=int, default=2, help="images per held-out identity")
-    add("--vision-steps", type=int, default=6000, help="stage 1 steps (vision tower)")
-    add("--reading-steps", type=int, default=500, help="stage 2 steps (short prompt)")
-    add("--steps", type=int, default=1500, help="stage 3 steps (the template's instruction)")
+    add("--vision-steps", type=int, default=12000, help="stage 1 steps (vision tower)")
+    add("--reading-steps", type=int, default=600, help="stage 2 steps (short prompt)")
+    add("--steps", type=int, default=3000, help="stage 3 steps (the template's instruction)")
     add("--batch-size", type=int, default=16, help="images per step")
     add("--vision-lr", type=float, default=2e-3, help="stage 1 peak learning rate")
     add("--lr", type=float, default=2e-3, help="stages 2 and 3 peak learning rate")
+    add("--mean-weight", type=float, default=0.0, help="stage 1 weight of the mean-token heads")
     add("--vision-lr-scale", type=float, default=0.25, help="stage 3 vision learning-rate factor")
     add("--warmup", type=int, default=50, help="warm-up steps of every stage")
     add("--weight-decay", type=float, default=0.01, help="AdamW weight decay")
@@ -219,7 +226,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     add("--heads", type=int, default=4, help="attention heads (vision and language)")
     add("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy machine)")
     add("--log-every", type=int, default=100, help="log the loss every N steps")
-    add("--eval-every", type=int, default=500, help="stage 3: held-out accuracy every N steps")
+    add("--eval-every", type=int, default=1000, help="stage 3: held-out accuracy every N steps")
     add("--eval-images", type=int, default=128, help="held-out images of the periodic check")
     return parser.parse_args(argv)
 

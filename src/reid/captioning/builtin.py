@@ -3,10 +3,10 @@
 A built-in model is a folder written by ``save_pretrained`` under ``reid/assets/``; it loads
 through the same ``AutoProcessor`` / ``AutoModelForImageTextToText`` path as a hub checkpoint.
 
-- ``builtin:tiny-llava-synthetic``: a 1-2M-parameter LLaVA (CLIP vision tower, Llama) trained by
-  ``scripts/train_tiny_llava.py`` to answer the person template about the procedural pedestrians
-  of ``reid data synth`` (it knows nothing about real photographs). Its ``training.json`` records
-  the command, the seed and the held-out field accuracy.
+- ``builtin:tiny-llava-synthetic``: a 0.76M-parameter (3 MB) LLaVA (CLIP vision tower, Llama)
+  trained by ``scripts/train_tiny_llava.py`` to answer the person template about the procedural
+  pedestrians of ``reid data synth`` (it knows nothing about real photographs). Its
+  ``training.json`` records the command, the seed and the held-out field accuracy.
 """
 
 from __future__ import annotations

@@ -176,37 +176,54 @@ class Batches:
 
 
 class AttributeHeads(nn.Module):
-    """Stage-1 classifiers: one linear layer per field on the flattened patch tokens.
+    """Stage-1 classifiers: one linear layer per field on the flattened patch tokens, plus
+    (weighted by ``mean_weight``) one on their mean.
+
+    The flattened heads teach the tower what to see quickly; the mean heads make every field
+    readable from a broad average of the tokens, which is how an untrained language model first
+    looks at an image.
 
     Args:
         tokens: Patch tokens per image (T).
         hidden_size: Width of the vision tower (D).
+        mean_weight: Weight of the mean-token heads' loss (0: none).
     """
 
-    def __init__(self, tokens: int, hidden_size: int) -> None:
+    def __init__(self, tokens: int, hidden_size: int, mean_weight: float = 0.0) -> None:
         super().__init__()
+        self.mean_weight = mean_weight
         self.heads = nn.ModuleDict(
             {
                 name: nn.Linear(tokens * hidden_size, len(values))
                 for name, values in PERSON_FIELDS.items()
             }
         )
+        self.mean_heads = nn.ModuleDict(
+            {name: nn.Linear(hidden_size, len(values)) for name, values in PERSON_FIELDS.items()}
+        )
 
     def forward(self, patch_tokens: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Mean cross-entropy over fields; ``patch_tokens`` ``(B, T, D)``, ``labels`` ``(B, F)``."""
-        flat = patch_tokens.flatten(1)
-        losses = [
-            nn.functional.cross_entropy(head(flat), labels[:, column])
-            for column, head in enumerate(self.heads.values())
-        ]
+        flat, mean = patch_tokens.flatten(1), patch_tokens.mean(dim=1)
+        losses = []
+        for column, name in enumerate(PERSON_FIELDS):
+            loss = nn.functional.cross_entropy(self.heads[name](flat), labels[:, column])
+            if self.mean_weight > 0:
+                mean_logits = self.mean_heads[name](mean)
+                loss = loss + self.mean_weight * nn.functional.cross_entropy(
+                    mean_logits, labels[:, column]
+                )
+            losses.append(loss)
         return torch.stack(losses).mean()
 
 
-def pretrain_vision(model: Any, processor: Any, samples: list[Sample], stage: Stage) -> None:
-    """Stage 1: train the vision tower with per-field classifiers on its patch tokens."""
+def pretrain_vision(
+    model: Any, processor: Any, samples: list[Sample], stage: Stage, mean_weight: float = 0.0
+) -> None:
+    """Stage 1: train the vision tower with per-field classifiers (:class:`AttributeHeads`)."""
     tower = model.model.vision_tower
     tokens, hidden_size = tower.embeddings.num_patches, tower.config.hidden_size
-    heads = AttributeHeads(tokens, hidden_size)
+    heads = AttributeHeads(tokens, hidden_size, mean_weight)
     labels = torch.tensor(
         [[values.index(s.attributes[k]) for k, values in PERSON_FIELDS.items()] for s in samples]
     )
