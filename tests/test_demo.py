@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 from typer.testing import CliRunner
 
 from reid.cli import app
@@ -13,13 +14,10 @@ from reid.testing.llava import build_tiny_llava
 
 
 def test_quick_demo_runs_the_whole_pipeline(tmp_path: Path) -> None:
-    """Every step through the LLaVA code path (an untrained tiny LLaVA: the captions are poor,
-    so only the pipeline is checked here, not the caption accuracy)."""
-    model = build_tiny_llava(tmp_path / "tiny-llava")
+    """Every step through the command line, captions by the shipped tiny LLaVA
+    (``builtin:tiny-llava-synthetic``) on identities it never saw."""
     out = tmp_path / "demo"
-    arguments = ["demo", "--out", str(out), "--quick", "--captioner", "llava"]
-    arguments += ["--caption-model", str(model)]
-    result = CliRunner().invoke(app, arguments)
+    result = CliRunner().invoke(app, ["demo", "--out", str(out), "--quick"])
     assert result.exit_code == 0, result.output
     results = json.loads((out / "results.json").read_text())
 
@@ -29,11 +27,16 @@ def test_quick_demo_runs_the_whole_pipeline(tmp_path: Path) -> None:
             assert 0.0 <= scores[key] <= 1.0
         assert scores["rank1"] <= scores["rank5"]
     captions = results["captions"]
-    assert captions["captioner"] == "llava" and captions["model"] == str(model)
+    assert captions["captioner"] == "llava"
+    assert captions["model"] == "builtin:tiny-llava-synthetic"
     assert captions["images"] == len(list((out / "data" / "bounding_box_train").glob("*.jpg")))
     assert captions["images_per_s"] > 0
-    assert 0.0 <= captions["attribute_accuracy"] <= 1.0
     assert set(captions["fields"]) >= {"gender", "upper_color", "bag"}
+    # Chance (the majority value of each field) is about 0.4; the shipped model scores about 0.9
+    # on held-out identities (its training.json), less on the few images of the quick variant.
+    assert captions["attribute_accuracy"] >= 0.75, captions["fields"]
+    parquet = pd.read_parquet(out / "captions")
+    assert (parquet["model"] == "builtin:tiny-llava-synthetic").all()
 
     for method in ("baseline", "scgi"):
         assert (out / f"ranked_lists_{method}.png").stat().st_size > 0
@@ -42,11 +45,23 @@ def test_quick_demo_runs_the_whole_pipeline(tmp_path: Path) -> None:
     assert "baseline" in result.output and "scgi" in result.output
 
 
-def test_default_demo_captions_from_the_labels(tmp_path: Path) -> None:
+def test_demo_runs_any_llava_folder(tmp_path: Path) -> None:
+    """``--caption-model`` takes any LLaVA folder (an untrained tiny one: poor captions, so only
+    the pipeline is checked)."""
+    model = build_tiny_llava(tmp_path / "tiny-llava")
     out = tmp_path / "demo"
-    result = CliRunner().invoke(
-        app, ["demo", "--out", str(out), "--quick", "--set", "stages.image.epochs=1"]
-    )
+    arguments = ["demo", "--out", str(out), "--quick", "--caption-model", str(model)]
+    result = CliRunner().invoke(app, [*arguments, "--set", "stages.image.epochs=1"])
+    assert result.exit_code == 0, result.output
+    captions = json.loads((out / "results.json").read_text())["captions"]
+    assert captions["captioner"] == "llava" and captions["model"] == str(model)
+    assert 0.0 <= captions["attribute_accuracy"] <= 1.0
+
+
+def test_attributes_captioner_captions_from_the_labels(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    arguments = ["demo", "--out", str(out), "--quick", "--captioner", "attributes"]
+    result = CliRunner().invoke(app, [*arguments, "--set", "stages.image.epochs=1"])
     assert result.exit_code == 0, result.output
     captions = json.loads((out / "results.json").read_text())["captions"]
     assert captions["captioner"] == "attributes" and captions["model"] is None

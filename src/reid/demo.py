@@ -3,10 +3,10 @@
 Steps, each through the same library function as its own command:
 
 1. ``reid data synth``: a procedural pedestrian dataset with known attributes (Market-1501 layout);
-2. ``reid caption``: captions of the train split, by default from the dataset's attribute labels
-   (``attributes`` captioner); with ``captioner="llava"`` by a LLaVA folder through the code path
-   that runs llava-1.5-7b (the tiny LLaVA trained on synthetic pedestrians,
-   ``builtin:tiny-llava-synthetic``, is not shipped yet);
+2. ``reid caption``: captions of the train split by the tiny LLaVA shipped in the package
+   (``builtin:tiny-llava-synthetic``, trained by ``scripts/train_tiny_llava.py`` on other
+   synthetic identities), through the code path that runs llava-1.5-7b; ``captioner="attributes"``
+   renders the dataset's attribute labels instead (no model);
 3. ``reid captions audit``: caption attributes against the true labels;
 4. ``reid train``: ``baseline`` and ``scgi`` with the synthetic configs (tiny CLIP);
 5. ``reid evaluate --checkpoint``: mAP, CMC, mINP and a ranked-list picture per method.
@@ -49,7 +49,7 @@ class DemoSettings:
     ids: int = 60
     cameras: int = 4
     seed: int = 0
-    captioner: str = "attributes"
+    captioner: str = "llava"
     caption_model: str = "builtin:tiny-llava-synthetic"
     caption_batch_size: int = 16
     methods: tuple[str, ...] = ("baseline", "scgi")

@@ -68,10 +68,11 @@ def demo(
     captioner: Annotated[
         str,
         typer.Option(
-            help="'attributes' (the synthetic labels rendered into the caption template) or "
-            "'llava' (a LLaVA-family model: --caption-model)."
+            help="'llava' (a LLaVA-family model: --caption-model; by default the tiny LLaVA "
+            "shipped in the package) or 'attributes' (the synthetic labels rendered into the "
+            "caption template, no model)."
         ),
-    ] = "attributes",
+    ] = "llava",
     caption_model: Annotated[
         str, typer.Option(help="llava: hub id, local folder or builtin:NAME.")
     ] = "builtin:tiny-llava-synthetic",
@@ -82,8 +83,8 @@ def demo(
 ) -> None:
     """Run the whole pipeline on synthetic data: data, captions, audit, training, evaluation.
 
-    Synthetic pedestrians -> captions (attribute labels by default; --captioner llava runs a LLaVA
-    folder through the same code path as llava-1.5-7b) -> caption audit -> baseline and scgi
+    Synthetic pedestrians -> captions by the built-in tiny LLaVA (builtin:tiny-llava-synthetic,
+    through the same code path as llava-1.5-7b) -> caption audit -> baseline and scgi
     trained on a tiny CLIP -> evaluation with ranked-list pictures. Nothing is downloaded; on 2 CPU
     cores it takes a few minutes (--quick: well under one). Writes OUT/results.json and results.md.
     """
