@@ -173,7 +173,8 @@ def _draw(
         rows.append(
             RankedList(query_image, f"pid {pid} cam {camid}", gallery_images, correct.tolist())
         )
-    title = f"{Path(inputs.source).name}{' (re-ranked)' if distmat is not None else ''}"
+    source = "/".join(Path(inputs.source).parts[-2:])  # run folder + file: runs/scgi/model...
+    title = f"{source}{' (re-ranked)' if distmat is not None else ''}"
     path = draw_ranked_lists(rows, options.picture, title=title)
     logger.info("wrote the ranked lists of %d queries to %s", len(rows), path)
     return path

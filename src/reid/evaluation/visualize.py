@@ -162,7 +162,10 @@ def draw_ranked_lists(rows: Sequence[RankedList], out: str | Path, title: str = 
             axis.set_xlabel(label, fontsize=8, color=colour)
     if title:
         figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
+        # Leave the title's 0.4 inch above the grid (tight_layout would draw the grid over it).
+        figure.tight_layout(rect=(0.0, 0.0, 1.0, 1.0 - 0.4 / figure.get_figheight()))
+    else:
+        figure.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(out, dpi=100)
