@@ -109,6 +109,21 @@ def test_eval_loader_keeps_manifest_order_without_augmentation(
     torch.testing.assert_close(batches[1]["images"][1], expected, rtol=0, atol=0)
 
 
+def test_evaluating_does_not_consume_the_global_random_state(
+    tree: tuple[Path, pd.DataFrame],
+) -> None:
+    """An evaluation in the middle of training must not change the random draws that follow
+    (methods such as svll draw masks and erasing from the global generator)."""
+    root, manifest = tree
+    loader = build_eval_loader(manifest, root, _config(eval_batch_size=5))
+    torch.manual_seed(123)
+    expected = torch.rand(4)
+    torch.manual_seed(123)
+    for _ in loader:
+        pass
+    torch.testing.assert_close(torch.rand(4), expected, rtol=0, atol=0)
+
+
 def test_run_train_epochs_counts_every_batch(tree: tuple[Path, pd.DataFrame]) -> None:
     root, manifest = tree
     result = run_train_epochs(manifest, root, _config(), epochs=2, progress=False)

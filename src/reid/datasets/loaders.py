@@ -190,6 +190,9 @@ def build_eval_loader(
         num_workers=config.num_workers,
         collate_fn=collate_batch,
         pin_memory=config.pin_memory,
+        # Its own generator: iterating draws a base seed, which must not come from the global
+        # RNG, or an evaluation in the middle of training would change the training that follows.
+        generator=torch.Generator().manual_seed(config.seed),
     )
 
 
