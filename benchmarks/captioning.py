@@ -1,4 +1,8 @@
-"""Captioning throughput on the tiny LLaVA: batch 1 vs batch 16, and the pipeline's overhead.
+"""Captioning throughput on a tiny LLaVA: batch 1 vs batch 16, and the pipeline's overhead.
+
+The model is an untrained tiny LLaVA built on the spot (its answers run to ``--max-new-tokens``),
+or ``--model`` (``builtin:tiny-llava-synthetic``, whose answers stop at the end of the caption,
+a folder or a hub id).
 
 For each batch size, in the same run and on the same images and model:
 
@@ -12,6 +16,7 @@ Each figure is the best of ``--repeats`` timings (the machine is shared). The ov
 answers instantly (the ceiling the pipeline alone allows). Run::
 
     python benchmarks/captioning.py [--images 128] [--max-new-tokens 32] [--threads 1]
+    python benchmarks/captioning.py --model builtin:tiny-llava-synthetic --max-new-tokens 48
 """
 
 from __future__ import annotations
@@ -77,6 +82,9 @@ def main() -> None:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16])
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads.")
     parser.add_argument("--repeats", type=int, default=3, help="Best of N timings per path.")
+    parser.add_argument(
+        "--model", default=None, help="LLaVA to time (default: an untrained tiny one, built here)."
+    )
     arguments = parser.parse_args()
     torch.set_num_threads(arguments.threads)
     logging.basicConfig(level=logging.WARNING)
@@ -94,13 +102,14 @@ def main() -> None:
         train = manifest[manifest["split"] == "train"].sort_values("relpath")
         train = train.head(arguments.images)
         images = [Image.open(root / relpath).convert("RGB") for relpath in train["relpath"]]
-        model_dir = build_tiny_llava(scratch_path / "tiny-llava")
-        settings = LlavaSettings(model=str(model_dir), max_new_tokens=arguments.max_new_tokens)
+        model = arguments.model or str(build_tiny_llava(scratch_path / "tiny-llava"))
+        settings = LlavaSettings(model=model, max_new_tokens=arguments.max_new_tokens)
         captioner = LlavaCaptioner(settings, load_template("person").instruction)
         bare_generate_seconds(captioner, images[:16], 16)  # warm-up
 
         print(
-            f"tiny LLaVA, {len(images)} images of 64x128, max_new_tokens "
+            f"{arguments.model or 'untrained tiny LLaVA'}, {len(images)} images of 64x128, "
+            f"max_new_tokens "
             f"{arguments.max_new_tokens}, {arguments.threads} thread(s)"
         )
         print(f"{'batch':>5} | {'generate img/s':>14} | {'pipeline img/s':>14} | overhead")
