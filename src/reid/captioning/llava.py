@@ -89,6 +89,12 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     return DTYPES[dtype]
 
 
+def padding_fill(processor: Any) -> tuple[int, int, int]:
+    """The RGB colour to pad with: the image processor's mean (mid-grey if it has none)."""
+    mean = getattr(processor.image_processor, "image_mean", None) or (0.5, 0.5, 0.5)
+    return tuple(int(round(255 * channel)) for channel in mean[:3])  # type: ignore[return-value]
+
+
 def pad_to_square(image: Image.Image, fill: tuple[int, int, int]) -> Image.Image:
     """Centre ``image`` on a square canvas of its longer side, filled with ``fill`` (RGB)."""
     width, height = image.size
@@ -216,8 +222,7 @@ class LlavaCaptioner:
         self.device = resolve_device(settings.device, local_rank)
         self.network, self.processor = load_llava(settings, self.device)
         self.prompt = build_prompt(self.processor, instruction)
-        mean = getattr(self.processor.image_processor, "image_mean", None) or (0.5, 0.5, 0.5)
-        self.fill = tuple(int(round(255 * channel)) for channel in mean[:3])
+        self.fill = padding_fill(self.processor)
         model_type = getattr(self.network.config, "model_type", "")
         self.group_by_size = model_type not in FIXED_IMAGE_TOKEN_MODELS
 

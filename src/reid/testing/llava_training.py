@@ -31,7 +31,7 @@ from PIL import Image
 from torch import nn
 
 from reid.attributes import PERSON_FIELDS
-from reid.captioning.llava import generate_answers, pad_to_square
+from reid.captioning.llava import generate_answers, pad_to_square, padding_fill
 from reid.datasets.synthetic_camera import make_cameras
 from reid.datasets.synthetic_person import sample_person
 from reid.datasets.synthetic_render import PedestrianRenderer
@@ -96,7 +96,7 @@ def render_samples(
 
 def pixel_values(processor: Any, images: list[Image.Image]) -> torch.Tensor:
     """Pad to square (mean colour), then the processor, as the captioner does: ``(B, 3, S, S)``."""
-    fill = tuple(int(round(255 * channel)) for channel in processor.image_processor.image_mean)
+    fill = padding_fill(processor)
     squares = [pad_to_square(image, fill) for image in images]
     return processor.image_processor(squares, return_tensors="pt")["pixel_values"]
 
@@ -334,7 +334,7 @@ def answer_accuracy(
     model: Any, processor: Any, prompt: str, samples: list[Sample], template: Template
 ) -> dict[str, float]:
     """Field accuracy of an in-memory model through the captioner's generation function."""
-    fill = tuple(int(round(255 * channel)) for channel in processor.image_processor.image_mean)
+    fill = padding_fill(processor)
     answers: list[str] = []
     for start in range(0, len(samples), 32):
         images = [pad_to_square(sample.image, fill) for sample in samples[start : start + 32]]
