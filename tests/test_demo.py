@@ -76,3 +76,13 @@ def test_quick_variant_only_shortens_the_run() -> None:
     assert quick.methods == settings.methods
     assert quick.caption_model == settings.caption_model
     assert any(item.startswith("stages.image.epochs=") for item in quick.overrides)
+
+
+def test_unknown_captioner_is_refused_before_any_work(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(app, ["demo", "--out", str(out), "--captioner", "foo"])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        "error: unknown captioner 'foo': expected one of ('llava', 'attributes')"
+    )
+    assert not out.exists()

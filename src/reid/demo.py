@@ -96,9 +96,11 @@ def run_demo(
     """
     from reid.captioning.audit import audit_captions
     from reid.captioning.llava import LlavaSettings
-    from reid.captioning.run import CaptionRunConfig, caption_dataset
+    from reid.captioning.run import CAPTIONERS, CaptionRunConfig, caption_dataset
     from reid.datasets.synthetic import make_synthetic_dataset
 
+    if settings.captioner not in CAPTIONERS:  # before any work, not after the dataset
+        raise ReIDError(f"unknown captioner {settings.captioner!r}: expected one of {CAPTIONERS}")
     out.mkdir(parents=True, exist_ok=True)
     for name in DEMO_FOLDERS:
         shutil.rmtree(out / name, ignore_errors=True)
