@@ -30,13 +30,13 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from reid.captioning.llava import LlavaCaptioner, LlavaSettings, generate_answers, pad_to_square
-from reid.captioning.protocol import CaptionItem
-from reid.captioning.run import CaptionRunConfig, caption_manifest
-from reid.datasets import load_manifest
-from reid.datasets.synthetic import make_synthetic_dataset
-from reid.templates import load_template
-from reid.testing.llava import build_tiny_llava
+from vlreid.captioning.llava import LlavaCaptioner, LlavaSettings, generate_answers, pad_to_square
+from vlreid.captioning.protocol import CaptionItem
+from vlreid.captioning.run import CaptionRunConfig, caption_manifest
+from vlreid.datasets import load_manifest
+from vlreid.datasets.synthetic import make_synthetic_dataset
+from vlreid.templates import load_template
+from vlreid.testing.llava import build_tiny_llava
 
 
 def bare_generate_seconds(

@@ -6,7 +6,7 @@ Usage::
         [--samples ../shared/data/market1501-samples]
 
 Builds a Market-1501-layout dataset in a temporary folder (the synthetic renderer,
-``reid.datasets.synthetic.make_synthetic_dataset``, when it is importable; otherwise random-noise
+``vlreid.datasets.synthetic.make_synthetic_dataset``, when it is importable; otherwise random-noise
 64x128 JPEGs, which decode slower than real crops because noise does not compress; or, with
 ``--samples DIR``, copies of the real crops in DIR), then prints
 images/s for:
@@ -30,10 +30,10 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from reid.datasets.cache import read_image
-from reid.datasets.loaders import LoaderConfig, build_train_loader, set_epoch
-from reid.datasets.manifest import ReIDRecord, build_manifest
-from reid.datasets.transforms import Preprocessing, build_train_transform
+from vlreid.datasets.cache import read_image
+from vlreid.datasets.loaders import LoaderConfig, build_train_loader, set_epoch
+from vlreid.datasets.manifest import ReIDRecord, build_manifest
+from vlreid.datasets.transforms import Preprocessing, build_train_transform
 
 
 def make_dataset(
@@ -50,7 +50,7 @@ def make_dataset(
                 (out / "bounding_box_train" / name).write_bytes(crop.read_bytes())
         return f"copies of the {len(crops)} real crops in {samples}"
     try:
-        from reid.datasets.synthetic import make_synthetic_dataset
+        from vlreid.datasets.synthetic import make_synthetic_dataset
     except ImportError:
         pass
     else:

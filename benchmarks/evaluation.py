@@ -19,8 +19,8 @@ Cases:
   list comprehension ``[x / (i + 1.) for i, x in enumerate(tmp_cmc)]`` of its code.
 * ``reference-vectorised``: the same per-query loop with that comprehension vectorised (a
   stronger baseline than torchreid's own numpy code).
-* ``distmat``: :func:`reid.evaluation.metrics.evaluate_distmat` on the same precomputed matrix.
-* ``features``: :func:`reid.evaluation.metrics.evaluate_features` from the features (distances
+* ``distmat``: :func:`vlreid.evaluation.metrics.evaluate_distmat` on the same precomputed matrix.
+* ``features``: :func:`vlreid.evaluation.metrics.evaluate_features` from the features (distances
   included, computed in chunks; the Q x G matrix never exists).
 
 Metric-stage times (``reference*`` and ``distmat``) exclude the distance matrix, which is
@@ -136,7 +136,7 @@ def run_case(case: str, size: str, threads: int) -> dict[str, float | str]:
     import torch
 
     torch.set_num_threads(threads)
-    from reid.evaluation.metrics import evaluate_distmat, evaluate_features
+    from vlreid.evaluation.metrics import evaluate_distmat, evaluate_features
 
     problem = make_problem(size)
     labels = [problem[key] for key in ("q_pids", "g_pids", "q_camids", "g_camids")]

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from reid.datasets.synthetic import make_identities
-from reid.datasets.synthetic_camera import VIEWS, make_cameras
-from reid.datasets.synthetic_render import PedestrianRenderer
+from vlreid.datasets.synthetic import make_identities
+from vlreid.datasets.synthetic_camera import VIEWS, make_cameras
+from vlreid.datasets.synthetic_render import PedestrianRenderer
 
 LABEL_WIDTH = 150
 

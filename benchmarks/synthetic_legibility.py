@@ -1,7 +1,7 @@
 """Can every attribute be read from a rendered pedestrian? Per-field accuracy on unseen identities.
 
 A proxy for the captioner that will be trained on these renders: a small CNN with one
-classification head per :data:`reid.attributes.PERSON_FIELDS` field is trained on images of some
+classification head per :data:`vlreid.attributes.PERSON_FIELDS` field is trained on images of some
 identities (random camera, viewpoint, occlusion, as in the dataset) and scored on identities it
 never saw, at the chosen input size (default 64x32, i.e. the dataset's 128x64 halved). A field
 whose accuracy stays far below the others has a cue that the renderer draws too weakly. The
@@ -20,10 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reid.attributes import PERSON_FIELDS
-from reid.datasets.synthetic_camera import VIEWS, make_cameras
-from reid.datasets.synthetic_person import sample_person
-from reid.datasets.synthetic_render import PedestrianRenderer
+from vlreid.attributes import PERSON_FIELDS
+from vlreid.datasets.synthetic_camera import VIEWS, make_cameras
+from vlreid.datasets.synthetic_person import sample_person
+from vlreid.datasets.synthetic_render import PedestrianRenderer
 
 FIELDS = list(PERSON_FIELDS)
 

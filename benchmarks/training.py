@@ -6,7 +6,7 @@ excluded: it is the same for every method). Two-stage methods are timed in both 
 alternate the methods so that a change of machine load hits all of them alike; the best round
 counts.
 
-Inference: ``reid.load_model`` of a saved ``scgi`` model against a saved ``baseline`` model: the
+Inference: ``vlreid.load_model`` of a saved ``scgi`` model against a saved ``baseline`` model: the
 same ``ReIDModel`` (image encoder + neck), so the ratio should be 1 up to noise.
 
     python benchmarks/training.py [--steps 10 --rounds 3 --threads 1]
@@ -22,16 +22,16 @@ from pathlib import Path
 
 import torch
 
-from reid.config import load_config
-from reid.training.checkpoint import load_model, save_inference_weights
-from reid.training.data import (
+from vlreid.config import load_config
+from vlreid.model import load_model, save_inference_weights
+from vlreid.training.data import (
     build_feature_loader,
     build_stage_loader,
     load_run_data,
     set_loader_epoch,
 )
-from reid.training.schedule import build_optimizer
-from reid.training.setup import backbone_config, build_method
+from vlreid.training.schedule import build_optimizer
+from vlreid.training.setup import backbone_config, build_method
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 METHODS = ("baseline", "clip-reid", "svll", "scgi")
@@ -41,8 +41,8 @@ def make_data(folder: Path) -> tuple[Path, Path]:
     """The synthetic dataset (30 train identities) and its attribute captions."""
     from typer.testing import CliRunner
 
-    from reid.cli import app
-    from reid.datasets.synthetic import make_synthetic_dataset
+    from vlreid.cli import app
+    from vlreid.datasets.synthetic import make_synthetic_dataset
 
     data, captions = folder / "data", folder / "captions"
     make_synthetic_dataset(data, ids=60, cameras=4, seed=0)
@@ -138,7 +138,7 @@ def main() -> None:
         for _ in range(arguments.rounds):
             for name, model in models.items():
                 speeds[name] = max(speeds[name], inference_images_per_second(model, images, 4))
-        print("inference (reid.load_model, batch 256):")
+        print("inference (vlreid.load_model, batch 256):")
         for name, speed in speeds.items():
             print(f"{name:<10} {speed:9.1f} images/s {speed / speeds['baseline']:6.2f}x")
 

@@ -1,30 +1,30 @@
 """Train the tiny LLaVA shipped as ``builtin:tiny-llava-synthetic`` (CPU, one thread, seeded).
 
 The model is a real transformers ``LlavaForConditionalGeneration`` built by
-:func:`reid.testing.llava.build_tiny_llava` (CLIP vision tower, MLP projector, Llama, a word-level
+:func:`vlreid.testing.llava.build_tiny_llava` (CLIP vision tower, MLP projector, Llama, a word-level
 tokenizer trained on the person template's words). It learns to answer the person template's
-instruction about the procedural pedestrians of :mod:`reid.datasets.synthetic`.
+instruction about the procedural pedestrians of :mod:`vlreid.datasets.synthetic`.
 
 Data: ``--train-ids`` fresh identities x ``--views`` images, rendered with the public renderer,
 each identity seen by random cameras of its own camera network (``--camera-sets`` networks of 9
 cameras, with seeds far from those ``reid data synth`` uses), and ``--val-ids`` held-out
 identities in other networks. Images go through the captioner's preprocessing (pad to square,
 then the processor); targets are the template's canonical captions
-(:func:`reid.templates.render_caption`) followed by ``</s>``.
+(:func:`vlreid.templates.render_caption`) followed by ``</s>``.
 
-Training runs in three stages, each budgeted in steps (:mod:`reid.testing.llava_training`):
+Training runs in three stages, each budgeted in steps (:mod:`vlreid.testing.llava_training`):
 the vision tower alone with per-field classifiers on its patch tokens; the language model reading
 the image behind a short prompt, vision frozen; then the template's instruction in the chat form
-the captioner uses (:func:`reid.captioning.llava.build_prompt`), every weight trained.
+the captioner uses (:func:`vlreid.captioning.llava.build_prompt`), every weight trained.
 
 The model and processor are saved with ``save_pretrained`` into ``--out`` with ``training.json``
 (the command, the arguments, the figures), and the held-out field accuracy is measured through
-the real captioning path: :class:`reid.captioning.llava.LlavaCaptioner` loads the folder and
-generates greedily with left padding, :func:`reid.templates.parse_answer` reads the fields.
+the real captioning path: :class:`vlreid.captioning.llava.LlavaCaptioner` loads the folder and
+generates greedily with left padding, :func:`vlreid.templates.parse_answer` reads the fields.
 
 Reproduce the shipped model (from the repository root; the defaults are its settings)::
 
-    nice python scripts/train_tiny_llava.py --out src/reid/assets/tiny-llava-synthetic --seed 0
+    nice python scripts/train_tiny_llava.py --out src/vlreid/assets/tiny-llava-synthetic --seed 0
 
 On a shared 2-core machine this took about 42 minutes at one thread (vision 20, reading 2,
 instruction 19) and scored 0.861 mean field accuracy on the 400 held-out images (weakest: gender
@@ -51,11 +51,11 @@ from typing import Any
 
 import torch
 
-from reid.captioning.llava import LlavaCaptioner, LlavaSettings, build_prompt
-from reid.captioning.protocol import CaptionItem
-from reid.templates import Template, load_template, render_caption
-from reid.testing.llava import TinyLlavaConfig, build_tiny_llava
-from reid.testing.llava_training import (
+from vlreid.captioning.llava import LlavaCaptioner, LlavaSettings, build_prompt
+from vlreid.captioning.protocol import CaptionItem
+from vlreid.templates import Template, load_template, render_caption
+from vlreid.testing.llava import TinyLlavaConfig, build_tiny_llava
+from vlreid.testing.llava_training import (
     Sample,
     Stage,
     answer_accuracy,
@@ -70,7 +70,7 @@ from reid.testing.llava_training import (
 logger = logging.getLogger("train_tiny_llava")
 
 REPOSITORY = Path(__file__).resolve().parents[1]
-DEFAULT_OUT = REPOSITORY / "src" / "reid" / "assets" / "tiny-llava-synthetic"
+DEFAULT_OUT = REPOSITORY / "src" / "vlreid" / "assets" / "tiny-llava-synthetic"
 TRAIN_CAMERA_SEED = 1_000_000
 """Camera networks of the training identities use seeds from here on (``reid data synth`` uses
 the dataset seed); the held-out networks follow the training ones."""

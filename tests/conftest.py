@@ -19,8 +19,8 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_llava(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An untrained tiny LLaVA folder (:func:`reid.testing.llava.build_tiny_llava`, seed 0);
+    """An untrained tiny LLaVA folder (:func:`vlreid.testing.llava.build_tiny_llava`, seed 0);
     tests read it, none may write into it."""
-    from reid.testing.llava import build_tiny_llava
+    from vlreid.testing.llava import build_tiny_llava
 
     return build_tiny_llava(tmp_path_factory.mktemp("tiny-llava"))

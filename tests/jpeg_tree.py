@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from reid.datasets.manifest import ReIDRecord, build_manifest
+from vlreid.datasets.manifest import ReIDRecord, build_manifest
 
 SPLIT_FOLDERS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
 

@@ -12,10 +12,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from reid.errors import ReIDError
-from reid.testing.clip import build_tiny_clip, tiny_clip_config
-from reid.training.backbone import BackboneConfig, ReIDModel, build_clip, build_reid_model
-from reid.training.vision import attention_pool_tokens, resize_positional_embedding
+from vlreid.errors import ReIDError
+from vlreid.model.backbone import BackboneConfig, ReIDModel, build_clip, build_reid_model
+from vlreid.model.vision import attention_pool_tokens, resize_positional_embedding
+from vlreid.testing.clip import build_tiny_clip, tiny_clip_config
 
 torch.set_num_threads(1)
 
@@ -197,8 +197,8 @@ def test_backbone_builds_and_runs_without_transformers() -> None:
                     raise ImportError("transformers is blocked")
         sys.meta_path.insert(0, Block())
         import torch
-        from reid.testing.clip import tiny_clip_config
-        from reid.training.backbone import BackboneConfig, ReIDModel
+        from vlreid.testing.clip import tiny_clip_config
+        from vlreid.model.backbone import BackboneConfig, ReIDModel
         config = BackboneConfig(clip_config=tiny_clip_config(), image_size=(64, 32))
         print(tuple(ReIDModel(config)(torch.randn(2, 3, 64, 32)).shape))
         assert "transformers" not in sys.modules

@@ -1,6 +1,6 @@
 """The built-in tiny LLaVA (``builtin:tiny-llava-synthetic``) really captions synthetic pedestrians.
 
-The model is the packaged one (``src/reid/assets/tiny-llava-synthetic``, trained by
+The model is the packaged one (``src/vlreid/assets/tiny-llava-synthetic``, trained by
 ``scripts/train_tiny_llava.py``), run through ``reid caption`` (processor, pad-to-square,
 left-padded greedy generation, the person template's parser) and scored by ``reid captions
 audit`` on identities and cameras it never saw (``reid data synth --seed 123``).
@@ -16,8 +16,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from reid.captioning.builtin import BUILTIN_MODELS, builtin_model_path, resolve_model
-from reid.cli import app
+from vlreid.captioning.builtin import BUILTIN_MODELS, builtin_model_path, resolve_model
+from vlreid.cli import app
 
 MODEL = "builtin:tiny-llava-synthetic"
 runner = CliRunner()

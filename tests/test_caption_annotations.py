@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from scipy.io import savemat
 
-from reid.captioning.attributes import load_attribute_labels
-from reid.errors import DataFileError
-from reid.templates import load_template
+from vlreid.captioning.attributes import load_attribute_labels
+from vlreid.errors import DataFileError
+from vlreid.templates import load_template
 
 MARKET_COLOURS_UP = ["black", "white", "red", "purple", "yellow", "gray", "blue", "green"]
 MARKET_COLOURS_DOWN = ["black", "white", "pink", "purple", "yellow", "gray", "blue", "green",

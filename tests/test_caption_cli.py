@@ -10,8 +10,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from reid.captioning.shards import SHARD_SCHEMA, STATUSES
-from reid.cli import app
+from vlreid.captioning.shards import SHARD_SCHEMA, STATUSES
+from vlreid.cli import app
 
 torch.set_num_threads(1)
 runner = CliRunner()

@@ -10,25 +10,25 @@ import pytest
 import torch
 from PIL import Image
 
-from reid.captioning.llava import (
+from vlreid.captioning.llava import (
     LlavaCaptioner,
     LlavaSettings,
     generate_answers,
     pad_to_square,
     resolve_dtype,
 )
-from reid.captioning.protocol import CaptionItem
-from reid.errors import ReIDError
-from reid.templates import load_template, render_caption
-from reid.testing.__main__ import main as reid_testing_main
-from reid.testing.llava import TinyLlavaConfig, build_tiny_llava
+from vlreid.captioning.protocol import CaptionItem
+from vlreid.errors import ReIDError
+from vlreid.templates import load_template, render_caption
+from vlreid.testing.__main__ import main as reid_testing_main
+from vlreid.testing.llava import TinyLlavaConfig, build_tiny_llava
 
 torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
 def tiny_llava(tmp_path_factory) -> Path:
-    """Written by ``python -m reid.testing tiny-llava DIR`` (its main, in process)."""
+    """Written by ``python -m vlreid.testing tiny-llava DIR`` (its main, in process)."""
     folder = tmp_path_factory.mktemp("tiny-llava")
     reid_testing_main(["tiny-llava", str(folder), "--seed", "0"])
     assert (folder / "config.json").is_file() and (folder / "tokenizer.json").is_file()

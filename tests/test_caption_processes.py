@@ -14,10 +14,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from reid.cli import app
-from reid.datasets.synthetic import make_synthetic_dataset
+from vlreid.cli import app
+from vlreid.datasets.synthetic import make_synthetic_dataset
 
-ENTRY = "from reid.cli import main; main()"
+ENTRY = "from vlreid.cli import main; main()"
 SAFETY_TIMEOUT = 600  # seconds; only so that a hung child cannot hang the suite
 
 torch.set_num_threads(1)  # the in-process resume: 2 threads on a busy 2-core machine crawl

@@ -11,13 +11,13 @@ import pandas as pd
 import pytest
 
 from jpeg_tree import write_jpeg_tree
-from reid.captioning.attributes import AttributesCaptioner, load_attribute_labels
-from reid.captioning.audit import audit_captions, caption_rows
-from reid.captioning.protocol import CaptionItem
-from reid.captioning.run import CaptionRunConfig, caption_manifest
-from reid.captioning.shards import SHARD_SCHEMA, ShardWriter, read_manifest
-from reid.errors import DataFileError, ReIDError
-from reid.templates import load_template, render_caption
+from vlreid.captioning.attributes import AttributesCaptioner, load_attribute_labels
+from vlreid.captioning.audit import audit_captions, caption_rows
+from vlreid.captioning.protocol import CaptionItem
+from vlreid.captioning.run import CaptionRunConfig, caption_manifest
+from vlreid.captioning.shards import SHARD_SCHEMA, ShardWriter, read_manifest
+from vlreid.errors import DataFileError, ReIDError
+from vlreid.templates import load_template, render_caption
 
 IMAGES_PER_ID = {1: 3, 2: 2, 5: 4}  # 9 train images, + 1 query + 1 gallery of pid 1
 ALL_SPLITS = ("train", "query", "gallery")

@@ -1,4 +1,4 @@
-"""Inference checkpoints: contents, strict loading, reid.load_model, and the CLI end to end
+"""Inference checkpoints: contents, strict loading, vlreid.load_model, and the CLI end to end
 (reid caption -> reid train -> reid evaluate --checkpoint / reid extract), also in a process
 where transformers cannot be imported."""
 
@@ -18,13 +18,14 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
-import reid
-from reid.cli import app
-from reid.config import load_config
-from reid.errors import DataFileError
-from reid.training.checkpoint import STATE_FILE, WEIGHTS_FILE, load_model
-from reid.training.report import read_metrics
+import vlreid
 from tiny_runs import make_tiny_dataset, write_tiny_config
+from vlreid.cli import app
+from vlreid.config import load_config
+from vlreid.errors import DataFileError
+from vlreid.model import WEIGHTS_FILE, load_model
+from vlreid.training.checkpoint import STATE_FILE
+from vlreid.training.report import read_metrics
 
 torch.set_num_threads(1)  # tiny models on shared cores (see test_training_loop.py)
 runner = CliRunner()
@@ -75,8 +76,8 @@ def test_weights_hold_the_image_encoder_and_neck_with_string_metadata(run: dict[
 
 
 def test_load_model_gives_the_features_of_the_trained_model(run: dict[str, Path]) -> None:
-    from reid.training.data import build_eval_shard, load_run_data
-    from reid.training.setup import backbone_config, build_method
+    from vlreid.training.data import build_eval_shard, load_run_data
+    from vlreid.training.setup import backbone_config, build_method
 
     config = load_config(run["config"])
     data = load_run_data(config.data)
@@ -85,7 +86,7 @@ def test_load_model_gives_the_features_of_the_trained_model(run: dict[str, Path]
     trained = method.model.eval()
     batch = next(iter(build_eval_shard(config, data)[0]))
 
-    model = reid.load_model(run["run"] / WEIGHTS_FILE)
+    model = vlreid.load_model(run["run"] / WEIGHTS_FILE)
     features = model(batch["images"], batch["camids"])
     with torch.no_grad():
         assert torch.equal(features, trained(batch["images"], batch["camids"]))
@@ -178,10 +179,10 @@ except ImportError:
 else:
     raise SystemExit("transformers was importable")
 
-import reid
-from reid.cli import main
+import vlreid
+from vlreid.cli import main
 
-model = reid.load_model(sys.argv[1])
+model = vlreid.load_model(sys.argv[1])
 print(json.dumps({"dim": model.feature_dim}))
 sys.argv = ["reid", "evaluate", "--checkpoint", sys.argv[1], "--dataset", "synthetic",
             "--root", sys.argv[2], "--format", "json", "--workers", "0"]
@@ -189,7 +190,7 @@ try:
     main()
 finally:
     loaded = sorted(m for m in sys.modules if m.split(".")[0] == "transformers" or
-                    m.startswith(("reid.training.methods", "reid.captioning")))
+                    m.startswith(("vlreid.training.methods", "vlreid.captioning")))
     print(json.dumps({"loaded": loaded}))
 """
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typer.testing import CliRunner
 
-from reid import __version__
-from reid.cli import app
+from vlreid import __version__
+from vlreid.cli import app
 
 
 def test_version_and_help() -> None:

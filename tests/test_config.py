@@ -8,15 +8,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from reid.config import (
+from vlreid.config import (
     RunConfig,
     StageConfig,
     config_from_toml,
     dump_config,
     load_config,
 )
-from reid.errors import ReIDError
-from reid.training.schedule import learning_rate_factor, set_learning_rates
+from vlreid.errors import ReIDError
+from vlreid.training.schedule import learning_rate_factor, set_learning_rates
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 BENCHMARKS = ("market1501", "msmt17", "dukemtmc", "occluded_duke")
@@ -152,8 +152,8 @@ def test_the_shipped_configs_cover_every_method_and_benchmark() -> None:
 
 @pytest.mark.parametrize("path", shipped_configs(), ids=lambda path: path.stem)
 def test_every_shipped_config_loads_and_names_real_datasets_and_methods(path: Path) -> None:
-    from reid.datasets import PARSERS
-    from reid.training.methods import METHODS
+    from vlreid.datasets import PARSERS
+    from vlreid.training.methods import METHODS
 
     config = load_config(path, ["data.root=/data"])
     assert isinstance(config, RunConfig)

@@ -11,9 +11,9 @@ import torch
 from PIL import Image
 
 from jpeg_tree import write_jpeg_tree
-from reid.datasets.bimodal import FALLBACK_CAPTION, BimodalDataset, collate_batch
-from reid.datasets.transforms import Preprocessing, build_eval_transform, build_train_transform
-from reid.errors import DataFileError, ReIDError
+from vlreid.datasets.bimodal import FALLBACK_CAPTION, BimodalDataset, collate_batch
+from vlreid.datasets.transforms import Preprocessing, build_eval_transform, build_train_transform
+from vlreid.errors import DataFileError, ReIDError
 
 PREPROCESSING = Preprocessing.clip(size=(64, 32))
 

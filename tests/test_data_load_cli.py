@@ -7,8 +7,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from reid.cli import app
-from reid.datasets import load_manifest
+from vlreid.cli import app
+from vlreid.datasets import load_manifest
 
 
 def test_synth_then_one_epoch_of_the_loader(tmp_path: Path) -> None:

@@ -11,15 +11,15 @@ import torch
 from PIL import Image
 
 from jpeg_tree import write_jpeg_tree
-from reid.datasets.loaders import (
+from vlreid.datasets.loaders import (
     LoaderConfig,
     build_eval_loader,
     build_train_loader,
     run_train_epochs,
     set_epoch,
 )
-from reid.datasets.transforms import Preprocessing, build_eval_transform
-from reid.errors import ReIDError
+from vlreid.datasets.transforms import Preprocessing, build_eval_transform
+from vlreid.errors import ReIDError
 
 PREPROCESSING = Preprocessing.clip(size=(32, 16))
 IMAGES_PER_ID = dict(zip(range(1, 13), [6, 5, 4, 2, 7, 4, 3, 8, 4, 5, 1, 4], strict=True))
@@ -143,7 +143,7 @@ def test_workers_draw_from_distinct_seeded_streams(
     tree: tuple[Path, pd.DataFrame], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Without per-worker seeding, both workers would copy one generator and draw alike."""
-    from reid.datasets import bimodal, loaders
+    from vlreid.datasets import bimodal, loaders
 
     def draw(self: bimodal.BimodalDataset, index: int) -> torch.Tensor:
         return torch.rand((), generator=self.generator)
@@ -165,8 +165,8 @@ def test_cli_data_load_runs_one_epoch_and_reports_speed(
     """The command's own behaviour, with the dataset registry replaced by the tiny tree."""
     from typer.testing import CliRunner
 
-    import reid.datasets
-    from reid.cli import app
+    import vlreid.datasets
+    from vlreid.cli import app
 
     root, manifest = tree
     calls = []
@@ -175,7 +175,7 @@ def test_cli_data_load_runs_one_epoch_and_reports_speed(
         calls.append((dataset, Path(dataset_root)))
         return manifest
 
-    monkeypatch.setattr(reid.datasets, "load_manifest", fake_load_manifest, raising=False)
+    monkeypatch.setattr(vlreid.datasets, "load_manifest", fake_load_manifest, raising=False)
     runner = CliRunner()
     options = ["--dataset", "market1501", "--root", str(root), "--workers", "0"]
     result = runner.invoke(

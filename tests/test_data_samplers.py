@@ -6,8 +6,8 @@ from collections import Counter
 
 import pytest
 
-from reid.datasets.samplers import IdentitySampler
-from reid.errors import ReIDError
+from vlreid.datasets.samplers import IdentitySampler
+from vlreid.errors import ReIDError
 
 
 def _pids(images_per_id: dict[int, int]) -> list[int]:

@@ -11,7 +11,7 @@ import torchvision.transforms as T
 import torchvision.transforms.functional as TF
 from PIL import Image
 
-from reid.datasets.transforms import (
+from vlreid.datasets.transforms import (
     CLIP_MEAN,
     CLIP_STD,
     IMAGENET_MEAN,

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from reid.cli import app
 from skeleton_trees import touch_all, write_small_msmt17
+from vlreid.cli import app
 
 # 3 train ids over 2 cameras; 2 query ids; gallery: 2 ids + distractor 0, 3 cameras, 1 junk box.
 NAMES = {

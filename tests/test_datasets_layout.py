@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from reid.datasets import PARSERS, dataset_options, load_manifest
-from reid.errors import DataFileError, DatasetLayoutError, ReIDError
 from skeleton_trees import touch_all, write_small_msmt17
+from vlreid.datasets import PARSERS, dataset_options, load_manifest
+from vlreid.errors import DataFileError, DatasetLayoutError, ReIDError
 
 
 def rows(manifest) -> set[tuple[str, str, int, int, int]]:

@@ -15,8 +15,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from reid.datasets import load_manifest
-from reid.datasets.manifest import MANIFEST_COLUMNS, split_statistics
 from skeleton_trees import (
     build_cuhk03_np,
     build_cuhk03_torchreid,
@@ -28,6 +26,8 @@ from skeleton_trees import (
     read_lines,
     scratch_folder,
 )
+from vlreid.datasets import load_manifest
+from vlreid.datasets.manifest import MANIFEST_COLUMNS, split_statistics
 
 
 def table(train: tuple[int, int, int], query: tuple[int, int, int], gallery: tuple[int, int, int]):

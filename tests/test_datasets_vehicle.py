@@ -7,10 +7,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from reid.datasets import load_manifest
-from reid.datasets.manifest import split_statistics
-from reid.errors import DataFileError, ReIDError
 from skeleton_trees import build_veri776, read_lines, scratch_folder, touch_all
+from vlreid.datasets import load_manifest
+from vlreid.datasets.manifest import split_statistics
+from vlreid.errors import DataFileError, ReIDError
 
 # A small train list of our own (the real one has 113,346 lines): vid 7 before vid 3 in the
 # file, to check that labels follow the vid order, not the file order.

@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 from typer.testing import CliRunner
 
-from reid.cli import app
-from reid.demo import DemoSettings, results_markdown
-from reid.testing.llava import build_tiny_llava
+from vlreid.cli import app
+from vlreid.demo import DemoSettings, results_markdown
+from vlreid.testing.llava import build_tiny_llava
 
 
 def test_quick_demo_runs_the_whole_pipeline(tmp_path: Path) -> None:

@@ -11,12 +11,12 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from reid.cli import app
-from reid.errors import DataFileError
-from reid.evaluation.feature_file import load_feature_file, save_feature_file
-from reid.evaluation.metrics import evaluate_distmat, evaluate_features
-from reid.evaluation.rerank import k_reciprocal_rerank
-from reid.evaluation.visualize import CORRECT_COLOUR, WRONG_COLOUR, ranked_gallery
+from vlreid.cli import app
+from vlreid.errors import DataFileError
+from vlreid.evaluation.feature_file import load_feature_file, save_feature_file
+from vlreid.evaluation.metrics import evaluate_distmat, evaluate_features
+from vlreid.evaluation.rerank import k_reciprocal_rerank
+from vlreid.evaluation.visualize import CORRECT_COLOUR, WRONG_COLOUR, ranked_gallery
 
 PIDS = 6
 

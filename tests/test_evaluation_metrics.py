@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from evaluation_reference import make_problem, reference_market
-from reid.errors import ReIDError
-from reid.evaluation._ranking import pack_keys
-from reid.evaluation.metrics import (
+from vlreid.errors import ReIDError
+from vlreid.evaluation._ranking import pack_keys
+from vlreid.evaluation.metrics import (
     EvaluationError,
     evaluate_distmat,
     evaluate_features,

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from evaluation_reference import make_problem, reference_market, reference_single_shot_cmc
-from reid.evaluation.protocols import (
+from vlreid.evaluation.protocols import (
     evaluate_single_gallery_shot,
     evaluate_vehicleid,
     one_per_identity,

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from reid.evaluation.metrics import EvaluationError, evaluate_distmat, evaluate_features
-from reid.evaluation.rerank import estimate_rerank_memory, k_reciprocal_rerank
+from vlreid.evaluation.metrics import EvaluationError, evaluate_distmat, evaluate_features
+from vlreid.evaluation.rerank import estimate_rerank_memory, k_reciprocal_rerank
 
 
 @pytest.fixture(autouse=True)

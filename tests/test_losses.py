@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from reid.training.losses import (
+from vlreid.training.losses import (
     identity_loss,
     image_to_text_loss,
     nt_xent_loss,

@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 import torch
 
-from reid.errors import ReIDError
-from reid.testing.clip import build_tiny_clip, tiny_clip_config
-from reid.training.backbone import BackboneConfig, ReIDModel
-from reid.training.methods import METHODS, Method, build_method, method_config
-from reid.training.methods.svll import augmented_view
+from vlreid.errors import ReIDError
+from vlreid.model.backbone import BackboneConfig, ReIDModel
+from vlreid.testing.clip import build_tiny_clip, tiny_clip_config
+from vlreid.training.methods import METHODS, Method, build_method, method_config
+from vlreid.training.methods.svll import augmented_view
 
 torch.set_num_threads(1)
 

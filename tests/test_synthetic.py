@@ -12,24 +12,24 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from reid.attributes import PERSON_FIELDS
-from reid.cli import app
-from reid.datasets.synthetic import (
+from vlreid.attributes import PERSON_FIELDS
+from vlreid.cli import app
+from vlreid.datasets.synthetic import (
     ATTRIBUTES_FILE,
     SPLIT_FOLDERS,
     make_identities,
     make_synthetic_dataset,
 )
-from reid.datasets.synthetic_camera import VIEWS, make_cameras
-from reid.datasets.synthetic_person import (
+from vlreid.datasets.synthetic_camera import VIEWS, make_cameras
+from vlreid.datasets.synthetic_person import (
     ATTRIBUTE_COLUMNS,
     TRAIT_COLUMNS,
     PersonSpec,
     sample_attributes,
     sample_person,
 )
-from reid.datasets.synthetic_render import PedestrianRenderer
-from reid.errors import ReIDError
+from vlreid.datasets.synthetic_render import PedestrianRenderer
+from vlreid.errors import ReIDError
 
 MARKET_NAME = re.compile(r"^(\d{4})_c(\d)s(\d)_(\d{6})_(\d{2})\.jpg$")
 SMALL = {"ids": 8, "cameras": 3, "images_per_camera": 2}

@@ -7,9 +7,9 @@ import random
 
 import pytest
 
-from reid.attributes import PERSON_FIELDS, VEHICLE_FIELDS
-from reid.errors import DataFileError, ReIDError
-from reid.templates import (
+from vlreid.attributes import PERSON_FIELDS, VEHICLE_FIELDS
+from vlreid.errors import DataFileError, ReIDError
+from vlreid.templates import (
     count_clip_tokens,
     fit_to_context,
     load_template,

@@ -15,18 +15,19 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from reid.config import load_config
-from reid.errors import ReIDError
-from reid.training.checkpoint import STATE_FILE, WEIGHTS_FILE
-from reid.training.data import ShuffledRows
-from reid.training.loop import train
-from reid.training.report import read_metrics
 from tiny_runs import make_tiny_dataset, tiny_config, write_tiny_config
+from vlreid.config import load_config
+from vlreid.errors import ReIDError
+from vlreid.model import WEIGHTS_FILE
+from vlreid.training.checkpoint import STATE_FILE
+from vlreid.training.data import ShuffledRows
+from vlreid.training.loop import train
+from vlreid.training.report import read_metrics
 
 # Tiny models on shared cores: one intra-op thread (several spin-waiting OpenMP threads make every
 # small op many times slower when the machine is busy). Subprocesses get OMP_NUM_THREADS=1.
 torch.set_num_threads(1)
-CLI = "import sys; from reid.cli import main; sys.argv[0] = 'reid'; main()"
+CLI = "import sys; from vlreid.cli import main; sys.argv[0] = 'reid'; main()"
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +131,7 @@ def test_scgi_without_captions_is_refused_before_any_work(dataset: Path, tmp_pat
 
 
 def test_shuffled_rows_are_seeded_per_epoch_and_split_between_ranks(dataset: Path) -> None:
-    from reid.datasets import load_manifest
+    from vlreid.datasets import load_manifest
 
     train_rows = load_manifest("synthetic", dataset).query("split == 'train'")
     single = ShuffledRows(train_rows, batch_size=4, seed=0)
@@ -195,13 +196,13 @@ def free_port() -> int:
 
 
 def test_two_cpu_processes_train_and_evaluate(dataset: Path, tmp_path: Path) -> None:
-    from reid.evaluation.features import checkpoint_features
-    from reid.evaluation.metrics import evaluate_features
-    from reid.training.checkpoint import load_model
+    from vlreid.evaluation.features import checkpoint_features
+    from vlreid.evaluation.metrics import evaluate_features
+    from vlreid.model import load_model
 
     config = write_tiny_config(tmp_path / "run.toml", dataset, "baseline", epochs=2)
     script = tmp_path / "reid_cli.py"
-    script.write_text("from reid.cli import main\n\nmain()\n")
+    script.write_text("from vlreid.cli import main\n\nmain()\n")
     command = [
         sys.executable,
         "-m",

@@ -1,7 +1,7 @@
 """Tiny training runs for the loop, checkpoint and CLI tests: data, captions and configs.
 
-The dataset is the procedural one (``reid.datasets.synthetic``) with 8 identities (4 train, 4
-test) over 2 cameras, 64x32 pixels; the model is the tiny CLIP of ``reid.testing.clip`` at 32x16
+The dataset is the procedural one (``vlreid.datasets.synthetic``) with 8 identities (4 train, 4
+test) over 2 cameras, 64x32 pixels; the model is the tiny CLIP of ``vlreid.testing.clip`` at 32x16
 input. A run of a few steps takes about a second.
 """
 
@@ -12,8 +12,8 @@ from typing import Any
 
 import pandas as pd
 
-from reid.config import RunConfig, config_from_dict
-from reid.testing.clip import tiny_clip_config
+from vlreid.config import RunConfig, config_from_dict
+from vlreid.testing.clip import tiny_clip_config
 
 IMAGE_SIZE = [32, 16]
 TWO_STAGES = ("clip-reid", "svll")
@@ -25,8 +25,8 @@ def make_tiny_dataset(root: Path) -> Path:
     Returns:
         The dataset root; its captions are in ``root.parent / "captions"``.
     """
-    from reid.datasets import load_manifest
-    from reid.datasets.synthetic import make_synthetic_dataset
+    from vlreid.datasets import load_manifest
+    from vlreid.datasets.synthetic import make_synthetic_dataset
 
     make_synthetic_dataset(root, ids=8, cameras=2, seed=0, images_per_camera=2, height=64, width=32)
     manifest = load_manifest("synthetic", root)
@@ -90,7 +90,7 @@ def tiny_config(
 
 def write_tiny_config(path: Path, root: Path, method: str = "baseline", epochs: int = 2) -> Path:
     """Write the tiny config as a TOML file (for the CLI and subprocess tests)."""
-    from reid.config import dump_config
+    from vlreid.config import dump_config
 
     path.write_text(dump_config(tiny_config(root, method, epochs)))
     return path

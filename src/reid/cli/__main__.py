@@ -1,5 +1,0 @@
-"""``python -m reid.cli ...`` (e.g. under ``accelerate launch`` or ``torchrun``)."""
-
-from reid.cli import main
-
-main()

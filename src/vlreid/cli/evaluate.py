@@ -1,0 +1,151 @@
+"""``reid evaluate``, ``reid extract``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vlreid.cli._app import app, console
+from vlreid.errors import ReIDError
+
+# reid evaluate (src/vlreid/evaluation/report.py; metrics.py, rerank.py, visualize.py) ------------
+
+
+@app.command("evaluate")
+def evaluate(
+    features: Annotated[
+        Path | None,
+        typer.Option(
+            help="Features file (.npz) with query_features (Q, D), gallery_features (G, D), "
+            "query_pids, gallery_pids, query_camids, gallery_camids (integers), and optionally "
+            "query_paths, gallery_paths (image paths, for --visualize).",
+        ),
+    ] = None,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            help="Trained weights (model.safetensors of reid train): extract the query and "
+            "gallery features of --dataset under --root (image encoder only; no text model).",
+        ),
+    ] = None,
+    dataset: Annotated[
+        str | None,
+        typer.Option(help="With --checkpoint: dataset name, e.g. market1501 or synthetic."),
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="With --checkpoint: images per feature batch.")
+    ] = 128,
+    workers: Annotated[
+        int, typer.Option(min=0, help="With --checkpoint: data-loader worker processes.")
+    ] = 2,
+    output_format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help='"table", or "json": {"mAP": .., "rank1": .., "rank5": .., "rank10": .., '
+            '"mINP": ..} (fractions in [0, 1]).',
+        ),
+    ] = "table",
+    metric: Annotated[
+        str, typer.Option(help='"euclidean" (squared Euclidean) or "cosine" distance.')
+    ] = "euclidean",
+    rerank: Annotated[
+        bool, typer.Option("--rerank", help="Apply k-reciprocal re-ranking (Zhong et al. 2017).")
+    ] = False,
+    k1: Annotated[int, typer.Option(min=1, help="Re-ranking: k-reciprocal neighbours.")] = 20,
+    k2: Annotated[int, typer.Option(min=1, help="Re-ranking: query-expansion neighbours.")] = 6,
+    lambda_value: Annotated[
+        float,
+        typer.Option("--lambda", min=0.0, max=1.0, help="Re-ranking: original-distance weight."),
+    ] = 0.3,
+    rerank_memory_gb: Annotated[
+        float,
+        typer.Option(
+            "--rerank-memory-gb", min=0.0, help="Re-ranking refuses problems needing more (GiB)."
+        ),
+    ] = 4.0,
+    visualize: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="K > 0: write a PNG of the top-K gallery images of a few queries (green frame: "
+            "same identity, red: another).",
+        ),
+    ] = 0,
+    visualize_out: Annotated[
+        Path, typer.Option("--visualize-out", "--out", help="PNG path of the --visualize picture.")
+    ] = Path("ranked_lists.png"),
+    visualize_queries: Annotated[
+        int, typer.Option(min=1, help="Number of queries (rows) in the --visualize picture.")
+    ] = 8,
+    root: Annotated[
+        Path | None,
+        typer.Option(
+            help="With --checkpoint: the dataset folder. With --features: the folder that "
+            "relative query_paths/gallery_paths are relative to."
+        ),
+    ] = None,
+    device: Annotated[
+        str | None, typer.Option(help='Torch device, e.g. "cuda:0" (default: CPU).')
+    ] = None,
+) -> None:
+    """Market-protocol mAP, CMC (R1, R5, R10) and mINP of query features against the gallery."""
+    from vlreid.evaluation.feature_file import load_feature_file
+    from vlreid.evaluation.report import EvaluationOptions, evaluate_inputs, format_report
+
+    if (features is None) == (checkpoint is None):
+        raise ReIDError(
+            "give the features to evaluate: --features FILE.npz, or --checkpoint FILE with "
+            "--dataset NAME --root DIR (exactly one input)"
+        )
+    if checkpoint is not None:
+        from vlreid.evaluation.features import checkpoint_inputs
+
+        if dataset is None or root is None:
+            raise ReIDError("--checkpoint needs --dataset NAME and --root DIR")
+        inputs = checkpoint_inputs(checkpoint, dataset, root, device, batch_size, workers)
+    else:
+        inputs = load_feature_file(features)
+    options = EvaluationOptions(
+        metric=metric,
+        rerank=rerank,
+        k1=k1,
+        k2=k2,
+        lambda_value=lambda_value,
+        rerank_memory_limit=int(rerank_memory_gb * 2**30),
+        visualize=visualize,
+        visualize_queries=visualize_queries,
+        picture=visualize_out,
+        image_root=root,
+        device=device,
+    )
+    typer.echo(format_report(evaluate_inputs(inputs, options), output_format))
+
+
+@app.command("extract")
+def extract(
+    checkpoint: Annotated[
+        Path, typer.Option(help="Trained weights (model.safetensors of reid train).")
+    ],
+    images: Annotated[
+        Path, typer.Option(help="Folder of images (searched recursively: jpg, png, bmp, webp).")
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(help="Output .npz: features (N, D) float32, L2-normalised; paths (N,)."),
+    ],
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per batch.")] = 128,
+    workers: Annotated[int, typer.Option(min=0, help="Data-loader worker processes.")] = 2,
+    device: Annotated[
+        str | None, typer.Option(help='Torch device, e.g. "cuda:0" (default: CPU).')
+    ] = None,
+) -> None:
+    """Write the ReID features of every image in a folder (for deployment and search)."""
+    from vlreid.evaluation.features import extract_folder
+    from vlreid.model import load_model
+
+    model = load_model(checkpoint, device or "cpu")
+    count = extract_folder(model, images, out, batch_size, workers)
+    console.print(f"wrote the features of {count} images to {out}")

@@ -1,0 +1,34 @@
+"""The inference model: CLIP's image tower adapted to ReID, its file format and :func:`load_model`.
+
+This is the only code that evaluation, feature extraction and deployment import: it depends on
+torch, open_clip, safetensors and :mod:`vlreid.datasets.transforms` (the preprocessing), never on
+training, captioning, transformers or the synthetic renderer.
+
+- :mod:`vlreid.model.backbone`: :class:`BackboneConfig` and :class:`ReIDModel`.
+- :mod:`vlreid.model.vision`: the changes to open_clip's towers (stride, positional grids).
+- :mod:`vlreid.model.weights`: ``model.safetensors`` (weights + metadata) and
+  :class:`InferenceModel`.
+"""
+
+from __future__ import annotations
+
+from vlreid.model.backbone import BackboneConfig, ReIDModel, build_clip, build_reid_model
+from vlreid.model.weights import (
+    WEIGHTS_FILE,
+    InferenceModel,
+    load_model,
+    read_metadata,
+    save_inference_weights,
+)
+
+__all__ = [
+    "WEIGHTS_FILE",
+    "BackboneConfig",
+    "InferenceModel",
+    "ReIDModel",
+    "build_clip",
+    "build_reid_model",
+    "load_model",
+    "read_metadata",
+    "save_inference_weights",
+]

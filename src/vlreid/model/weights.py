@@ -1,0 +1,185 @@
+"""The inference model's file format: ``model.safetensors`` and :func:`load_model`.
+
+``model.safetensors`` holds the :class:`~vlreid.model.backbone.ReIDModel` only: image encoder,
+SIE embedding and BNNecks (classifiers, text tower, prompts and heads are training-only). Its
+metadata (str -> str, as safetensors requires) is enough to rebuild and use it:
+
+=====================  ==========================================================
+``reid.backbone``      :class:`BackboneConfig` as JSON (``num_classes`` 0)
+``reid.preprocessing`` :class:`~vlreid.datasets.transforms.Preprocessing` as JSON
+``reid.config``        the resolved run config as JSON
+``reid.version``       package version; ``reid.stage``, ``reid.epoch``: where it was saved
+=====================  ==========================================================
+
+:func:`load_model` rebuilds the model from that metadata and loads the weights strictly; it
+imports torch, safetensors and open_clip only (no transformers, no caption or text code).
+The file is written to a temporary name and moved into place with ``os.replace``, so an existing
+file is always whole. Resume state (``state.pt``) is training's: :mod:`vlreid.training.checkpoint`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torch import nn
+
+from vlreid.datasets.transforms import Preprocessing, build_eval_transform
+from vlreid.errors import DataFileError
+from vlreid.model.backbone import BackboneConfig, ReIDModel
+
+WEIGHTS_FILE = "model.safetensors"
+CLASSIFIER_PREFIXES: tuple[str, ...] = ("classifier.", "classifier_projected.")
+
+
+def inference_state(model: ReIDModel) -> dict[str, torch.Tensor]:
+    """The model's state without the (training-only) classifiers, as contiguous CPU tensors."""
+    return {
+        key: value.detach().cpu().contiguous()
+        for key, value in model.state_dict().items()
+        if not key.startswith(CLASSIFIER_PREFIXES)
+    }
+
+
+def inference_backbone(config: BackboneConfig) -> BackboneConfig:
+    """The architecture of the saved model: no classifiers, no pretrained weights to fetch."""
+    return dataclasses.replace(config, num_classes=0, pretrained=None)
+
+
+def save_inference_weights(
+    path: str | Path,
+    model: ReIDModel,
+    preprocessing: Preprocessing,
+    run_config: str = "{}",
+    extra: dict[str, str] | None = None,
+) -> None:
+    """Write ``model.safetensors`` atomically (see the module docstring for the metadata).
+
+    Args:
+        path: Output file.
+        model: The trained model.
+        preprocessing: How its inputs are resized and normalised.
+        run_config: The resolved run config as JSON.
+        extra: More metadata (``reid.stage``, ``reid.epoch``...).
+    """
+    from safetensors.torch import save_file
+
+    from vlreid import __version__
+
+    metadata = {
+        "format": "pt",
+        "reid.backbone": json.dumps(inference_backbone(model.config).to_dict()),
+        "reid.preprocessing": json.dumps(preprocessing.to_dict()),
+        "reid.config": run_config,
+        "reid.version": __version__,
+        **(extra or {}),
+    }
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.tmp")
+    save_file(inference_state(model), str(temporary), metadata=metadata)
+    os.replace(temporary, path)
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """The metadata of a ``model.safetensors``.
+
+    Raises:
+        DataFileError: Missing or unreadable file, or not a reid checkpoint.
+    """
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataFileError(f"no checkpoint at {path}: expected a model.safetensors file")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = dict(handle.metadata() or {})
+    except Exception as error:  # safetensors raises its own error types
+        raise DataFileError(f"cannot read checkpoint {path}: {error}") from error
+    missing = {"reid.backbone", "reid.preprocessing"} - set(metadata)
+    if missing:
+        raise DataFileError(
+            f"{path} is not a reid checkpoint: its metadata lacks {sorted(missing)}"
+        )
+    return metadata
+
+
+class InferenceModel(nn.Module):
+    """A trained ReID model with its preprocessing: ``model(images) -> (B, D)`` features.
+
+    ``images`` is a float tensor ``(B, 3, H, W)`` already preprocessed, or a list of PIL images
+    (preprocessed here). Features are L2-normalised; gradients are not tracked.
+
+    Args:
+        model: The ReID model (eval mode).
+        preprocessing: Its input size and normalisation.
+        metadata: The checkpoint's metadata.
+    """
+
+    def __init__(
+        self, model: ReIDModel, preprocessing: Preprocessing, metadata: dict[str, str]
+    ) -> None:
+        super().__init__()
+        self.model = model.eval()
+        self.preprocessing = preprocessing
+        self.transform = build_eval_transform(preprocessing)
+        self.metadata = metadata
+
+    @property
+    def device(self) -> torch.device:
+        """Where the weights are."""
+        return next(self.model.parameters()).device
+
+    @property
+    def uses_camids(self) -> bool:
+        """Whether the model has a camera embedding (SIE) that camids feed."""
+        return self.model.sie_embedding is not None
+
+    @property
+    def feature_dim(self) -> int:
+        """D, the size of a feature."""
+        return self.model.feature_dim
+
+    def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """PIL images -> ``(B, 3, H, W)`` normalised tensor on the model's device."""
+        return torch.stack([self.transform(image) for image in images]).to(self.device)
+
+    @torch.no_grad()
+    def forward(
+        self,
+        images: torch.Tensor | Sequence[Image.Image],
+        camids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Features ``(B, D)`` of ``images``; ``camids`` ``(B,)`` matter only with SIE."""
+        if not isinstance(images, torch.Tensor):
+            images = self.preprocess(images)
+        return self.model(images.to(self.device), camids)
+
+
+def load_model(path: str | Path, device: torch.device | str = "cpu") -> InferenceModel:
+    """Load ``model.safetensors`` for inference (strictly: every weight, nothing else).
+
+    Raises:
+        DataFileError: Missing file, missing metadata, or weights that do not match the
+            architecture in the metadata.
+    """
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    metadata = read_metadata(path)
+    try:
+        backbone = BackboneConfig.from_dict(json.loads(metadata["reid.backbone"]))
+        preprocessing = Preprocessing.from_dict(json.loads(metadata["reid.preprocessing"]))
+    except (ValueError, TypeError) as error:
+        raise DataFileError(f"bad metadata in checkpoint {path}: {error}") from error
+    model = ReIDModel(inference_backbone(backbone))
+    try:
+        model.load_state_dict(load_file(str(path)), strict=True)
+    except RuntimeError as error:
+        raise DataFileError(f"weights of {path} do not match its architecture: {error}") from error
+    return InferenceModel(model.to(device), preprocessing, metadata)

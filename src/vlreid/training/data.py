@@ -1,0 +1,224 @@
+"""The data of a training run: manifest, per-stage training batches, feature and eval loaders.
+
+Every loader here is built from the data path of :mod:`vlreid.datasets.loaders`. Training batches
+come in two kinds (``StageConfig.sampler``):
+
+- ``identity``: P x K batches of augmented images (:func:`build_train_loader`), each rank
+  taking disjoint whole batches;
+- ``shuffle``: shuffled batches of training *rows* without images (:class:`ShuffledRows`), for
+  stages that look up features cached by ``prepare_stage`` (CLIP-ReID's prompt stage, which
+  CLIP-ReID also draws as plain shuffled batches of 64, not P x K).
+
+Both are re-seeded per epoch from ``(seed, epoch)`` by :meth:`set_epoch`, so an epoch is the same
+after a resume.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from vlreid.config import DataConfig, RunConfig, StageConfig
+from vlreid.datasets.bimodal import mix_seed, read_captions
+from vlreid.datasets.loaders import LoaderConfig, build_eval_loader, build_train_loader, set_epoch
+from vlreid.errors import ReIDError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+@dataclass(frozen=True)
+class RunData:
+    """A parsed dataset.
+
+    Attributes:
+        manifest: The manifest of DESIGN 3.1.
+        root: The resolved dataset folder (``relpath`` is relative to it).
+        num_classes: Training identities (labels ``0..num_classes - 1``).
+        num_cameras: Cameras over every split (camids ``0..num_cameras - 1``).
+    """
+
+    manifest: pd.DataFrame
+    root: Path
+    num_classes: int
+    num_cameras: int
+
+    @property
+    def train(self) -> pd.DataFrame:
+        """The training rows."""
+        return self.manifest[self.manifest["split"] == "train"].reset_index(drop=True)
+
+    @property
+    def evaluation(self) -> pd.DataFrame:
+        """Query rows then gallery rows."""
+        import pandas as pd
+
+        manifest = self.manifest
+        parts = [manifest[manifest["split"] == split] for split in ("query", "gallery")]
+        return pd.concat(parts, ignore_index=True)
+
+
+def load_run_data(config: DataConfig) -> RunData:
+    """Parse ``config.dataset`` under ``config.root``.
+
+    Raises:
+        ReIDError: Empty root, unknown dataset, bad layout, or no training rows.
+    """
+    from vlreid.datasets import load_manifest
+
+    if not config.root:
+        raise ReIDError("data.root is empty: give the dataset folder, e.g. --set data.root=DIR")
+    manifest = load_manifest(config.dataset, config.root, **dict(config.options))
+    root = Path(manifest.attrs.get("root", config.root))
+    train = manifest[manifest["split"] == "train"]
+    if train.empty:
+        raise ReIDError(f"the {config.dataset} manifest of {root} has no training rows")
+    return RunData(
+        manifest=manifest,
+        root=root,
+        num_classes=int(train["label"].max()) + 1,
+        num_cameras=int(manifest["camid"].max()) + 1,
+    )
+
+
+def loader_config(config: RunConfig, batch_size: int | None = None) -> LoaderConfig:
+    """The data path's :class:`LoaderConfig` for this run."""
+    data = config.data
+    return LoaderConfig(
+        batch_size=batch_size or data.batch_size,
+        num_instances=data.num_instances,
+        num_workers=data.num_workers,
+        preprocessing=config.model.preprocessing(),
+        cache=data.cache,
+        seed=config.train.seed,
+        missing_captions=data.missing_captions,
+        eval_batch_size=data.eval_batch_size,
+        pin_memory=torch.cuda.is_available() and not config.train.cpu,
+        augmentation=dict(data.augmentation),
+    )
+
+
+class ShuffledRows:
+    """Shuffled batches of training rows without images: ``labels``, ``pids``, ``camids``,
+    ``relpaths`` (and ``captions`` when joined); the last partial batch is dropped.
+
+    Args:
+        train: Training rows of the manifest.
+        batch_size: Rows per batch.
+        seed: Seed; epoch ``e`` shuffles with ``mix_seed(seed, e)``.
+        captions: Caption of each row, or None.
+        num_replicas: Data-parallel ranks (rank ``r`` takes batches ``r, r + n, ...``).
+        rank: This rank.
+    """
+
+    def __init__(
+        self,
+        train: pd.DataFrame,
+        batch_size: int,
+        seed: int,
+        captions: list[str] | None = None,
+        num_replicas: int = 1,
+        rank: int = 0,
+    ) -> None:
+        self.labels = torch.tensor(train["label"].to_numpy(), dtype=torch.int64)
+        self.pids = torch.tensor(train["pid"].to_numpy(), dtype=torch.int64)
+        self.camids = torch.tensor(train["camid"].to_numpy(), dtype=torch.int64)
+        self.relpaths = train["relpath"].astype(str).tolist()
+        self.captions = captions
+        self.batch_size = batch_size
+        self.seed = seed
+        self.num_replicas = num_replicas
+        self.rank = rank
+        self.epoch = 0
+        if len(self) == 0:
+            raise ReIDError(
+                f"{len(self.relpaths)} training rows give no batch of {batch_size} per rank "
+                f"on {num_replicas} rank(s)"
+            )
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch's order."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.relpaths) // self.batch_size // self.num_replicas
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        generator = torch.Generator().manual_seed(mix_seed(self.seed, self.epoch))
+        order = torch.randperm(len(self.relpaths), generator=generator)
+        batches = order[: len(self) * self.num_replicas * self.batch_size].view(-1, self.batch_size)
+        for indices in batches[self.rank :: self.num_replicas]:
+            batch: dict[str, Any] = {
+                "labels": self.labels[indices],
+                "pids": self.pids[indices],
+                "camids": self.camids[indices],
+                "relpaths": [self.relpaths[i] for i in indices.tolist()],
+            }
+            if self.captions is not None:
+                batch["captions"] = [self.captions[i] for i in indices.tolist()]
+            yield batch
+
+
+def build_stage_loader(
+    config: RunConfig,
+    stage: StageConfig,
+    data: RunData,
+    num_replicas: int = 1,
+    rank: int = 0,
+) -> DataLoader | ShuffledRows:
+    """The training batches of a stage; call :func:`set_loader_epoch` before each epoch."""
+    captions_dir = Path(config.data.captions) if config.data.captions else None
+    if stage.sampler == "shuffle":
+        captions = None
+        if captions_dir is not None:
+            from vlreid.datasets.bimodal import join_captions
+
+            shards = read_captions(captions_dir)
+            captions = join_captions(
+                data.train, shards, config.data.missing_captions, str(captions_dir)
+            )
+        batch_size = stage.batch_size or config.data.batch_size
+        return ShuffledRows(data.train, batch_size, config.train.seed, captions, num_replicas, rank)
+    return build_train_loader(
+        data.manifest,
+        data.root,
+        loader_config(config, stage.batch_size),
+        captions_dir=captions_dir,
+        num_replicas=num_replicas,
+        rank=rank,
+    )
+
+
+def set_loader_epoch(loader: DataLoader | ShuffledRows, epoch: int) -> None:
+    """Select the sampler order and augmentation seeds of ``epoch``."""
+    if isinstance(loader, ShuffledRows):
+        loader.set_epoch(epoch)
+    else:
+        set_epoch(loader, epoch)
+
+
+def build_feature_loader(config: RunConfig, data: RunData) -> DataLoader:
+    """Every training image once, evaluation transform, not sharded (for ``prepare_stage``).
+
+    Images are decoded only if the loader is iterated (no cache, whatever ``data.cache`` says).
+    """
+    return build_eval_loader(data.train, data.root, replace(loader_config(config), cache=None))
+
+
+def build_eval_shard(
+    config: RunConfig, data: RunData, num_replicas: int = 1, rank: int = 0
+) -> tuple[DataLoader, torch.Tensor]:
+    """This rank's share of the query + gallery images (rows ``rank::num_replicas``).
+
+    Returns:
+        The loader and the ``(n,)`` row indices it covers in :attr:`RunData.evaluation`.
+    """
+    rows = data.evaluation
+    indices = torch.arange(len(rows))[rank::num_replicas]
+    shard = rows.iloc[indices.numpy()].reset_index(drop=True)
+    return build_eval_loader(shard, data.root, loader_config(config)), indices

@@ -1,0 +1,284 @@
+"""``scgi``: CLIP-SCGI (Han et al., arXiv 2410.09382), one stage, trained with synthesized captions.
+
+Each training image comes with a caption (from the caption shards). The frozen CLIP text encoder
+encodes each distinct caption once (cached). Per batch:
+
+1. Image branch: the ReID model's features, ID + triplet as ``baseline``.
+2. Caption-guided inversion (CGI): the projected image tokens are re-weighted by their similarity
+   to the caption feature; ``num_queries`` learnable queries (2) cross-attend to them through
+   ``depth`` (1) cross-attention + FFN blocks; an MLP maps the queries, plus a global branch from
+   the projected CLS, to a pseudo-word S* in the text token space. ``"A photo of a S* person."``
+   goes through the frozen text encoder; its feature is aligned with the image feature (an
+   identity-aware supervised contrastive loss) and with the caption feature (cosine).
+3. Contextual feature fusion (CFF): the pseudo sentence's token outputs cross-attend to the image
+   tokens, then ``fusion_layers`` (2) transformer blocks; the end-of-text output goes through a
+   BNNeck and a classifier, trained with ID + triplet.
+
+The visual encoder learns at 5e-6 and every new module at 5e-5; at inference only the ReID model
+(image encoder + neck) is kept. The paper does not publish every equation, so each unpinned
+choice is a named :class:`SCGIConfig` field whose docstring gives the reason for its default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import open_clip
+import torch
+import torch.nn.functional as F
+from open_clip.transformer import ResidualAttentionBlock
+from torch import nn
+
+from vlreid.errors import ReIDError
+from vlreid.model.backbone import BackboneConfig, build_reid_model
+from vlreid.training.losses import identity_loss, supervised_contrastive_loss, triplet_loss
+from vlreid.training.methods.base import (
+    ImageBranchConfig,
+    Method,
+    MethodOutput,
+    image_branch_loss,
+    make_output,
+    optimizer_groups,
+)
+from vlreid.training.methods.text import PromptTemplate, TextEncoder
+
+if TYPE_CHECKING:
+    from vlreid.datasets.bimodal import ReIDBatch
+
+
+@dataclass(frozen=True)
+class SCGIConfig(ImageBranchConfig):
+    """Options of ``scgi``. ``lr`` (5e-6) is the visual encoder's learning rate.
+
+    Attributes:
+        new_module_lr: Learning rate of the modules CLIP does not have (5e-5, from the paper):
+            CGI, CFF, the BNNecks, classifiers and SIE embedding.
+        num_queries: CGI learnable queries K (2, the paper's best; swept in its Fig. 4).
+        depth: CGI cross-attention + FFN blocks (1, the paper's best; swept in its Fig. 4).
+        heads: Attention heads of CGI and CFF (8 = 512 / 64, CLIP's head width; must divide
+            the embedding size).
+        weighting_temperature: Softmax temperature of the caption re-weighting of image tokens.
+            Not given by the paper: weights are ``N * softmax(cos(token, caption) / t)`` so that
+            uniform similarity leaves the tokens unchanged; 0.1 lets a few tokens dominate.
+        mapper_hidden_dim: Hidden width of the CGI MLPs; None means the text width (the paper
+            says "a small MLP" only).
+        global_branch: Add the MLP of the projected CLS to S* (the paper's global branch).
+        pseudo_prompt: Sentence holding the pseudo-word (one ``X``).
+        alignment_temperature: Temperature of the identity-aware contrastive loss between
+            pseudo-text and image features. Not given: CLIP's initial 0.07 on L2-normalised
+            features (CLIP-ReID's unnormalised temperature 1 does not transfer to normalised ones).
+        image_alignment_weight: Weight of that contrastive loss (1.0; not given).
+        caption_alignment_weight: Weight of ``1 - cos(pseudo-text, caption)`` (1.0; not given).
+            A cosine rather than a contrastive loss because captions of different identities
+            often coincide (same clothes), which would make false negatives.
+        fusion_layers: CFF transformer blocks after the cross-attention (2, from the paper).
+        fusion_weight: Weight of the CFF's ID + triplet losses (1.0; not given).
+        text_batch_size: Captions encoded at once when filling the caption cache.
+    """
+
+    new_module_lr: float = 5e-5
+    num_queries: int = 2
+    depth: int = 1
+    heads: int = 8
+    weighting_temperature: float = 0.1
+    mapper_hidden_dim: int | None = None
+    global_branch: bool = True
+    pseudo_prompt: str = "A photo of a X person."
+    alignment_temperature: float = 0.07
+    image_alignment_weight: float = 1.0
+    caption_alignment_weight: float = 1.0
+    fusion_layers: int = 2
+    fusion_weight: float = 1.0
+    text_batch_size: int = 256
+
+
+def _mlp(input_dim: int, hidden_dim: int, output_dim: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Linear(input_dim, hidden_dim), nn.GELU(), nn.Linear(hidden_dim, output_dim)
+    )
+
+
+class CaptionGuidedInversion(nn.Module):
+    """CGI: image tokens guided by a caption -> one pseudo-word embedding ``(B, text_width)``."""
+
+    def __init__(self, embed_dim: int, text_width: int, config: SCGIConfig) -> None:
+        super().__init__()
+        self.temperature = config.weighting_temperature
+        self.queries = nn.Parameter(torch.randn(config.num_queries, embed_dim) * embed_dim**-0.5)
+        self.blocks = nn.ModuleList(
+            ResidualAttentionBlock(embed_dim, config.heads, is_cross_attention=True)
+            for _ in range(config.depth)
+        )
+        hidden = config.mapper_hidden_dim or text_width
+        self.mapper = _mlp(config.num_queries * embed_dim, hidden, text_width)
+        self.global_mapper = _mlp(embed_dim, hidden, text_width) if config.global_branch else None
+
+    def forward(
+        self, tokens: torch.Tensor, cls_features: torch.Tensor, caption_features: torch.Tensor
+    ) -> torch.Tensor:
+        """Pseudo-word ``(B, W)`` from tokens ``(B, N, E)``, CLS and caption features ``(B, E)``."""
+        similarity = torch.einsum(
+            "bne,be->bn", F.normalize(tokens, dim=-1), F.normalize(caption_features, dim=-1)
+        )
+        weights = (similarity / self.temperature).softmax(dim=1) * tokens.shape[1]
+        weighted = tokens * weights.unsqueeze(-1).to(tokens.dtype)
+        queries = self.queries.to(tokens.dtype).expand(tokens.shape[0], -1, -1)
+        for block in self.blocks:
+            queries = block(queries, k_x=weighted, v_x=weighted)
+        pseudo_word = self.mapper(queries.flatten(1))
+        if self.global_mapper is not None:
+            pseudo_word = pseudo_word + self.global_mapper(cls_features)
+        return pseudo_word
+
+
+class ContextualFeatureFusion(nn.Module):
+    """CFF: sentence tokens cross-attend to image tokens, then self-attention blocks."""
+
+    def __init__(self, text_width: int, embed_dim: int, config: SCGIConfig) -> None:
+        super().__init__()
+        self.text_projection = nn.Linear(text_width, embed_dim)
+        self.cross = ResidualAttentionBlock(embed_dim, config.heads, is_cross_attention=True)
+        self.blocks = nn.ModuleList(
+            ResidualAttentionBlock(embed_dim, config.heads) for _ in range(config.fusion_layers)
+        )
+        self.norm = nn.LayerNorm(embed_dim)
+
+    def forward(
+        self, text_tokens: torch.Tensor, image_tokens: torch.Tensor, end_position: int
+    ) -> torch.Tensor:
+        """Fused feature ``(B, E)`` at ``end_position`` of ``text_tokens`` ``(B, L, W)``."""
+        x = self.text_projection(text_tokens[:, : end_position + 1])
+        x = self.cross(x, k_x=image_tokens, v_x=image_tokens)
+        for block in self.blocks:
+            x = block(x)
+        return self.norm(x[:, end_position])
+
+
+class SCGIMethod(Method):
+    """CLIP-SCGI: caption-guided inversion and contextual fusion, image encoder at inference.
+
+    Args:
+        clip_model: CLIP providing the vision weights and the frozen text tower.
+        backbone: Architecture of the ReID model (``num_classes`` > 0).
+        config: Options.
+    """
+
+    name = "scgi"
+    stages = ("image",)
+    config_class = SCGIConfig
+    needs_captions = True
+
+    def __init__(
+        self,
+        clip_model: open_clip.CLIP,
+        backbone: BackboneConfig,
+        config: SCGIConfig | None = None,
+    ) -> None:
+        super().__init__(build_reid_model(backbone, clip_model))
+        if backbone.num_classes <= 0:
+            raise ValueError(f"{self.name} needs backbone.num_classes > 0")
+        self.config = config or SCGIConfig()
+        embed_dim = self.model.embed_dim
+        if embed_dim % self.config.heads:
+            raise ReIDError(f"scgi heads={self.config.heads} must divide embed_dim={embed_dim}")
+        self.text_encoder = TextEncoder(clip_model)
+        self.template = PromptTemplate(self.text_encoder, self.config.pseudo_prompt)
+        if self.template.num_placeholders != 1:
+            raise ReIDError(f"pseudo_prompt {self.config.pseudo_prompt!r} needs exactly one X")
+        width = self.text_encoder.width
+        self.inversion = CaptionGuidedInversion(embed_dim, width, self.config)
+        self.fusion = ContextualFeatureFusion(width, embed_dim, self.config)
+        self.fusion_bottleneck = nn.BatchNorm1d(embed_dim)
+        self.fusion_classifier = nn.Linear(embed_dim, backbone.num_classes, bias=False)
+        nn.init.normal_(self.fusion_classifier.weight, std=0.001)
+        self.caption_cache: dict[str, torch.Tensor] = {}
+
+    def prepare_stage(self, stage: str, loader: Iterable[ReIDBatch] | None = None) -> None:
+        """Train everything but the text encoder (``loader`` unused).
+
+        Captions are encoded lazily, each distinct caption once, on first use; a loop may prefill
+        the cache with ``caption_features(all_captions)``. The cache is not saved: the frozen
+        encoder recomputes it identically after a resume.
+        """
+        self.check_stage(stage)
+        self.requires_grad_(False)
+        self.model.set_trainable(True)
+        for module in (self.inversion, self.fusion, self.fusion_classifier):
+            module.requires_grad_(True)
+        self.fusion_bottleneck.weight.requires_grad_(True)  # BNNeck: bias stays frozen
+
+    def param_groups(self, stage: str) -> list[dict[str, Any]]:
+        """``visual`` at ``lr``; every new module at ``new_module_lr``."""
+        self.check_stage(stage)
+        config = self.config
+        visual = optimizer_groups(
+            "visual",
+            self.model.visual.named_parameters(),
+            config.lr,
+            config.weight_decay,
+            config.bias_lr_factor,
+        )
+        new_parameters = [
+            (name, parameter)
+            for name, parameter in self.named_parameters()
+            if not name.startswith(("model.visual.", "text_encoder."))
+        ]
+        new = optimizer_groups(
+            "new",
+            iter(new_parameters),
+            config.new_module_lr,
+            config.weight_decay,
+            config.bias_lr_factor,
+        )
+        return visual + new
+
+    @torch.no_grad()
+    def caption_features(self, captions: Sequence[str]) -> torch.Tensor:
+        """Frozen text features ``(B, E)`` of ``captions``, each distinct caption encoded once."""
+        missing = sorted(set(captions) - self.caption_cache.keys())
+        for start in range(0, len(missing), self.config.text_batch_size):
+            chunk = missing[start : start + self.config.text_batch_size]
+            features = self.text_encoder.encode(chunk).features.float().cpu()
+            self.caption_cache.update(zip(chunk, features, strict=True))
+        return torch.stack([self.caption_cache[caption] for caption in captions]).to(self.device)
+
+    def forward(self, batch: ReIDBatch, stage: str) -> MethodOutput:
+        """Image-branch, CGI alignment and CFF losses of one captioned batch."""
+        self.check_stage(stage)
+        if "captions" not in batch:
+            raise ReIDError("scgi trains on captions: give the data a caption folder")
+        config, labels = self.config, batch["labels"]
+        output = self.model.encode(batch["images"], self.camids_for(batch))
+        loss, terms = image_branch_loss(self.model, output, labels, config)
+
+        captions = self.caption_features(batch["captions"])
+        pseudo_word = self.inversion(output.tokens, output.projected, captions)
+        sentence = self.template(pseudo_word.unsqueeze(1))
+        pseudo_text = self.text_encoder(sentence, self.template.token_ids)
+        text_features = F.normalize(pseudo_text.features, dim=-1)
+        image_features = F.normalize(output.projected, dim=-1)
+        temperature = config.alignment_temperature
+        image_alignment = supervised_contrastive_loss(
+            text_features, image_features, labels, labels, temperature
+        ) + supervised_contrastive_loss(image_features, text_features, labels, labels, temperature)
+        caption_alignment = (1 - F.cosine_similarity(pseudo_text.features, captions, dim=-1)).mean()
+
+        image_tokens = torch.cat([output.projected.unsqueeze(1), output.tokens], dim=1)
+        fused = self.fusion(pseudo_text.tokens, image_tokens, self.template.end_position)
+        fusion_logits = self.fusion_classifier(self.fusion_bottleneck(fused))
+        fusion = identity_loss(fusion_logits, labels, config.label_smoothing) + triplet_loss(
+            fused, labels, config.triplet_margin
+        )
+
+        loss = (
+            loss
+            + config.image_alignment_weight * image_alignment
+            + config.caption_alignment_weight * caption_alignment
+            + config.fusion_weight * fusion
+        )
+        terms.update(
+            image_alignment=image_alignment, caption_alignment=caption_alignment, fusion=fusion
+        )
+        return make_output(loss, terms)

@@ -1,0 +1,184 @@
+"""``svll``: SVLL-ReID (Wang et al., Image and Vision Computing 2025), CLIP-ReID + self-supervision.
+
+The backbone settings of the paper (SIE with coefficient 1.0, patch stride 12) live in the
+backbone config; this method adds to :class:`~vlreid.training.methods.clip_reid.CLIPReIDMethod`:
+
+- Stage ``"prompt"`` (language self-supervision): the prompts of the batch's distinct identities
+  are copied twice, each element of each copy zeroed with probability ``mask_probability`` (0.5),
+  encoded by the frozen text encoder, mapped by an MLP head (512-4096-4096-256 for ViT-B/16) and
+  pulled together with SimCLR's NT-Xent (tau 0.1); total ``L_i2t + L_t2i + 0.8 * L_ssl``. The
+  official code builds that text head but leaves it out of the optimizer (random init, never
+  trained); ``train_text_head`` (default True) trains it with the prompts, False reproduces the
+  official behaviour.
+- Stage ``"image"`` (vision self-supervision): two augmented views of each image go through the
+  image encoder without SIE; their last-block CLS (768-d) goes through an MLP head
+  (768-4096-4096-256) and NT-Xent (tau 0.1, weight 0.8) is added to CLIP-ReID's stage-2 loss.
+  The official loader draws the views with their own flip/crop and random erasing of exactly 1/3
+  of the area (probability 0.5, noise fill); here the views are derived from the batch images
+  (which already carry the loop's flip/crop) by an independent flip and that same erasing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import open_clip
+import torch
+from torch import nn
+
+from vlreid.model.backbone import BackboneConfig
+from vlreid.training.losses import nt_xent_loss
+from vlreid.training.methods.base import optimizer_groups
+from vlreid.training.methods.clip_reid import CLIPReIDConfig, CLIPReIDMethod
+
+if TYPE_CHECKING:
+    from vlreid.datasets.bimodal import ReIDBatch
+
+
+@dataclass(frozen=True)
+class SVLLConfig(CLIPReIDConfig):
+    """Options of ``svll`` (defaults: SVLL-ReID's ``configs/person/vit_svllreid.yml``).
+
+    Attributes:
+        mask_probability: Probability of zeroing each prompt-embedding element (0.5).
+        text_ssl_weight: Weight of the stage-1 NT-Xent (0.8).
+        image_ssl_weight: Weight of the stage-2 NT-Xent (0.8).
+        ssl_temperature: NT-Xent temperature (0.1).
+        head_hidden_dim: Hidden width of both MLP heads (4096; smaller for tiny models).
+        head_output_dim: Output width of both MLP heads (256).
+        train_text_head: Train the stage-1 text head with the prompts (the official code does not).
+        head_lr: Stage-2 learning rate of the image head; None means ``lr`` (official).
+        view_erasing_probability: Probability of erasing a view (0.5).
+        view_erasing_area: Erased fraction of the image (1/3).
+        view_flip_probability: Probability of flipping a view horizontally (0.5).
+    """
+
+    mask_probability: float = 0.5
+    text_ssl_weight: float = 0.8
+    image_ssl_weight: float = 0.8
+    ssl_temperature: float = 0.1
+    head_hidden_dim: int = 4096
+    head_output_dim: int = 256
+    train_text_head: bool = True
+    head_lr: float | None = None
+    view_erasing_probability: float = 0.5
+    view_erasing_area: float = 1 / 3
+    view_flip_probability: float = 0.5
+
+
+def projection_head(input_dim: int, hidden_dim: int, output_dim: int) -> nn.Sequential:
+    """SimCLR-style MLP: Linear-BN-ReLU, Linear-BN-ReLU, Linear."""
+    return nn.Sequential(
+        nn.Linear(input_dim, hidden_dim),
+        nn.BatchNorm1d(hidden_dim),
+        nn.ReLU(inplace=True),
+        nn.Linear(hidden_dim, hidden_dim),
+        nn.BatchNorm1d(hidden_dim),
+        nn.ReLU(inplace=True),
+        nn.Linear(hidden_dim, output_dim),
+    )
+
+
+def augmented_view(
+    images: torch.Tensor, erasing_probability: float, area: float, flip_probability: float
+) -> torch.Tensor:
+    """A view of ``images`` ``(B, 3, H, W)``: random flip, then one erased box of ``area``.
+
+    The box has a log-uniform aspect ratio in [0.3, 1/0.3] and is filled with standard normal
+    noise (timm's ``RandomErasing(mode="pixel")``); up to 10 draws are tried for it to fit.
+    """
+    view = images.clone()
+    batch_size, _, height, width = view.shape
+    flip = torch.rand(batch_size) < flip_probability
+    view[flip] = view[flip].flip(-1)
+    for index in torch.nonzero(torch.rand(batch_size) < erasing_probability).flatten().tolist():
+        for _ in range(10):
+            ratio = math.exp(torch.empty(1).uniform_(math.log(0.3), math.log(1 / 0.3)).item())
+            box_height = round(math.sqrt(area * height * width * ratio))
+            box_width = round(math.sqrt(area * height * width / ratio))
+            if box_height < height and box_width < width:
+                top = int(torch.randint(0, height - box_height + 1, ()).item())
+                left = int(torch.randint(0, width - box_width + 1, ()).item())
+                noise = torch.randn(3, box_height, box_width, device=view.device)
+                view[index, :, top : top + box_height, left : left + box_width] = noise
+                break
+    return view
+
+
+class SVLLMethod(CLIPReIDMethod):
+    """SVLL-ReID: CLIP-ReID with language (stage 1) and vision (stage 2) self-supervision."""
+
+    name = "svll"
+    config_class = SVLLConfig
+    config: SVLLConfig
+
+    def __init__(
+        self,
+        clip_model: open_clip.CLIP,
+        backbone: BackboneConfig,
+        config: SVLLConfig | None = None,
+    ) -> None:
+        super().__init__(clip_model, backbone, config or SVLLConfig())
+        hidden, output = self.config.head_hidden_dim, self.config.head_output_dim
+        self.text_head = projection_head(self.text_encoder.embed_dim, hidden, output)
+        self.image_head = projection_head(self.model.final_dim, hidden, output)
+
+    def prepare_stage(self, stage: str, loader: Iterable[ReIDBatch] | None = None) -> None:
+        """CLIP-ReID's split, plus the text head (stage 1, if trained) or image head (stage 2)."""
+        super().prepare_stage(stage, loader)
+        if stage == "prompt":
+            self.text_head.requires_grad_(self.config.train_text_head)
+        else:
+            self.image_head.requires_grad_(True)
+
+    def param_groups(self, stage: str) -> list[dict[str, Any]]:
+        """CLIP-ReID's groups plus the head trained in ``stage``."""
+        groups = super().param_groups(stage)
+        config = self.config
+        if stage == "prompt":
+            head, lr, decay, factor = "text_head", config.prompt_lr, config.prompt_weight_decay, 1.0
+        else:
+            head, lr = "image_head", config.head_lr or config.lr
+            decay, factor = config.weight_decay, config.bias_lr_factor
+        parameters = getattr(self, head).named_parameters()
+        return groups + optimizer_groups(head, parameters, lr, decay, factor)
+
+    def prompt_loss(self, batch: ReIDBatch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """CLIP-ReID's stage-1 loss plus the language self-supervision."""
+        loss, terms = super().prompt_loss(batch)
+        identities = batch["labels"].to(self.device).unique()
+        if identities.numel() < 2:  # BatchNorm and NT-Xent need two samples
+            terms["ssl"] = torch.zeros((), device=self.device)
+            return loss, terms
+        prompts = self.template(self.prompt_tokens[identities])
+        probability = self.config.mask_probability
+        views = [
+            prompts * (torch.rand_like(prompts) >= probability).to(prompts.dtype) for _ in range(2)
+        ]
+        embeddings = [
+            self.text_head(self.text_encoder(view, self.template.token_ids).features)
+            for view in views
+        ]
+        ssl = nt_xent_loss(embeddings[0], embeddings[1], self.config.ssl_temperature)
+        terms["ssl"] = ssl
+        return loss + self.config.text_ssl_weight * ssl, terms
+
+    def image_loss(self, batch: ReIDBatch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """CLIP-ReID's stage-2 loss plus the vision self-supervision."""
+        loss, terms = super().image_loss(batch)
+        config = self.config
+        embeddings = []
+        for _ in range(2):
+            view = augmented_view(
+                batch["images"],
+                config.view_erasing_probability,
+                config.view_erasing_area,
+                config.view_flip_probability,
+            )
+            embeddings.append(self.image_head(self.model.encode(view).final))
+        ssl = nt_xent_loss(embeddings[0], embeddings[1], config.ssl_temperature)
+        terms["ssl"] = ssl
+        return loss + config.image_ssl_weight * ssl, terms
