@@ -138,6 +138,10 @@ def test_dump_reads_back_to_an_equal_config(tmp_path: Path) -> None:
     assert "[model.clip_config.vision_cfg]" in text
 
 
+VARIANT_OF = {"clip-reid-sie-olp": "clip-reid"}
+"""Config-name prefixes that are a variant of a method (the method.name they must hold)."""
+
+
 def shipped_configs() -> list[Path]:
     return sorted(CONFIGS.glob("*.toml"))
 
@@ -148,6 +152,33 @@ def test_the_shipped_configs_cover_every_method_and_benchmark() -> None:
         assert f"synthetic_{method}" in names
         for benchmark in BENCHMARKS:
             assert f"{method}_{benchmark}" in names
+    for benchmark in BENCHMARKS:
+        assert f"clip-reid-sie-olp_{benchmark}" in names
+    for method in ("clip-reid", "clip-reid-sie-olp", "svll", "scgi"):
+        for vehicles in ("veri776", "vehicleid"):
+            assert f"{method}_{vehicles}" in names
+
+
+def test_the_vehicle_configs_carry_the_official_vehicle_settings() -> None:
+    """CLIP-ReID's configs/veri, configs/VehicleID and SVLL-ReID's vehicle configs."""
+    for name in ("clip-reid", "clip-reid-sie-olp", "svll", "scgi"):
+        for dataset in ("veri776", "vehicleid"):
+            config = load_config(CONFIGS / f"{name}_{dataset}.toml", ["data.root=/data"])
+            assert config.model.image_size == (256, 256)
+            prompt = getattr(config.method.options, "prompt", None) or getattr(
+                config.method.options, "pseudo_prompt"
+            )
+            assert prompt.endswith("vehicle.")
+            if name != "scgi":
+                assert config.stages["prompt"].epochs == 60
+    clip_reid_vehicleid = load_config(CONFIGS / "clip-reid_vehicleid.toml", ["data.root=/d"])
+    assert clip_reid_vehicleid.stages["prompt"].batch_size == 256
+    assert clip_reid_vehicleid.method.options.lr == 5e-5
+    svll_veri = load_config(CONFIGS / "svll_veri776.toml", ["data.root=/d"])
+    assert (svll_veri.data.batch_size, svll_veri.method.options.text_ssl_weight) == (32, 2.0)
+    for dataset in ("market1501", "msmt17", "dukemtmc", "occluded_duke", "veri776", "vehicleid"):
+        svll = load_config(CONFIGS / f"svll_{dataset}.toml", ["data.root=/d"])
+        assert svll.method.options.train_text_head is False  # the official optimiser
 
 
 @pytest.mark.parametrize("path", shipped_configs(), ids=lambda path: path.stem)
@@ -162,7 +193,9 @@ def test_every_shipped_config_loads_and_names_real_datasets_and_methods(path: Pa
     assert config.stage_names() == METHODS[config.method.name].stages
     first, _, rest = path.stem.partition("_")
     method, dataset = (rest, "synthetic") if first == "synthetic" else (first, rest)
-    assert (config.method.name, config.data.dataset) == (method, dataset)
+    assert (VARIANT_OF.get(method, method), config.data.dataset) == (config.method.name, dataset)
+    if method == "clip-reid-sie-olp":  # CLIP-ReID with SIE (1.0) and overlapping patches
+        assert (config.model.sie, config.model.sie_coefficient, config.model.stride) == (True, 1.0, 12)
     assert config_from_toml(dump_config(config)) == config
 
 
