@@ -165,9 +165,8 @@ def test_the_vehicle_configs_carry_the_official_vehicle_settings() -> None:
         for dataset in ("veri776", "vehicleid"):
             config = load_config(CONFIGS / f"{name}_{dataset}.toml", ["data.root=/data"])
             assert config.model.image_size == (256, 256)
-            prompt = getattr(config.method.options, "prompt", None) or getattr(
-                config.method.options, "pseudo_prompt"
-            )
+            options = config.method.options
+            prompt = options.pseudo_prompt if name == "scgi" else options.prompt
             assert prompt.endswith("vehicle.")
             if name != "scgi":
                 assert config.stages["prompt"].epochs == 60
@@ -195,7 +194,11 @@ def test_every_shipped_config_loads_and_names_real_datasets_and_methods(path: Pa
     method, dataset = (rest, "synthetic") if first == "synthetic" else (first, rest)
     assert (VARIANT_OF.get(method, method), config.data.dataset) == (config.method.name, dataset)
     if method == "clip-reid-sie-olp":  # CLIP-ReID with SIE (1.0) and overlapping patches
-        assert (config.model.sie, config.model.sie_coefficient, config.model.stride) == (True, 1.0, 12)
+        assert (config.model.sie, config.model.sie_coefficient, config.model.stride) == (
+            True,
+            1.0,
+            12,
+        )
     assert config_from_toml(dump_config(config)) == config
 
 
