@@ -34,7 +34,7 @@ from vlreid.captioning.llava import LlavaCaptioner, LlavaSettings, generate_answ
 from vlreid.captioning.protocol import CaptionItem
 from vlreid.captioning.run import CaptionRunConfig, caption_manifest
 from vlreid.datasets import load_manifest
-from vlreid.datasets.synthetic import make_synthetic_dataset
+from vlreid.synthetic import make_synthetic_dataset
 from vlreid.templates import load_template
 from vlreid.testing.llava import build_tiny_llava
 

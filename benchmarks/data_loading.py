@@ -6,7 +6,7 @@ Usage::
         [--samples ../shared/data/market1501-samples]
 
 Builds a Market-1501-layout dataset in a temporary folder (the synthetic renderer,
-``vlreid.datasets.synthetic.make_synthetic_dataset``, when it is importable; otherwise random-noise
+``vlreid.synthetic.make_synthetic_dataset``, when it is importable; otherwise random-noise
 64x128 JPEGs, which decode slower than real crops because noise does not compress; or, with
 ``--samples DIR``, copies of the real crops in DIR), then prints
 images/s for:
@@ -50,7 +50,7 @@ def make_dataset(
                 (out / "bounding_box_train" / name).write_bytes(crop.read_bytes())
         return f"copies of the {len(crops)} real crops in {samples}"
     try:
-        from vlreid.datasets.synthetic import make_synthetic_dataset
+        from vlreid.synthetic import make_synthetic_dataset
     except ImportError:
         pass
     else:

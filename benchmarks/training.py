@@ -42,7 +42,7 @@ def make_data(folder: Path) -> tuple[Path, Path]:
     from typer.testing import CliRunner
 
     from vlreid.cli import app
-    from vlreid.datasets.synthetic import make_synthetic_dataset
+    from vlreid.synthetic import make_synthetic_dataset
 
     data, captions = folder / "data", folder / "captions"
     make_synthetic_dataset(data, ids=60, cameras=4, seed=0)

@@ -97,7 +97,7 @@ def run_demo(
     from vlreid.captioning.audit import audit_captions
     from vlreid.captioning.llava import LlavaSettings
     from vlreid.captioning.run import CAPTIONERS, CaptionRunConfig, caption_dataset
-    from vlreid.datasets.synthetic import make_synthetic_dataset
+    from vlreid.synthetic import make_synthetic_dataset
 
     if settings.captioner not in CAPTIONERS:  # before any work, not after the dataset
         raise ReIDError(f"unknown captioner {settings.captioner!r}: expected one of {CAPTIONERS}")

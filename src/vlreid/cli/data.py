@@ -125,7 +125,7 @@ def data_load(
     )
 
 
-# reid data synth (src/vlreid/datasets/synthetic.py) ---------------------------------------------
+# reid data synth (src/vlreid/synthetic/dataset.py) ---------------------------------------------
 
 
 @data_app.command("synth")
@@ -161,7 +161,7 @@ def data_synth(
     ] = False,
 ) -> None:
     """Write a procedural pedestrian dataset (JPEGs + attributes.parquet) and print its size."""
-    from vlreid.datasets.synthetic import make_synthetic_dataset
+    from vlreid.synthetic import make_synthetic_dataset
 
     summary = make_synthetic_dataset(
         out,
