@@ -98,8 +98,8 @@ def main() -> None:
             images_per_camera=2, height=128, width=64,
         )  # fmt: skip
         manifest = load_manifest("synthetic", scratch_path / "synthetic")
-        root = Path(manifest.attrs["root"])
-        train = manifest[manifest["split"] == "train"].sort_values("relpath")
+        root = manifest.root
+        train = manifest.split_rows("train").sort_values("relpath")
         train = train.head(arguments.images)
         images = [Image.open(root / relpath).convert("RGB") for relpath in train["relpath"]]
         model = arguments.model or str(build_tiny_llava(scratch_path / "tiny-llava"))

@@ -167,13 +167,14 @@ def test_cli_data_load_runs_one_epoch_and_reports_speed(
 
     import vlreid.datasets
     from vlreid.cli import app
+    from vlreid.datasets.manifest import Manifest
 
     root, manifest = tree
     calls = []
 
-    def fake_load_manifest(dataset: str, dataset_root: Path) -> pd.DataFrame:
+    def fake_load_manifest(dataset: str, dataset_root: Path) -> Manifest:
         calls.append((dataset, Path(dataset_root)))
-        return manifest
+        return Manifest(manifest, root)
 
     monkeypatch.setattr(vlreid.datasets, "load_manifest", fake_load_manifest, raising=False)
     runner = CliRunner()

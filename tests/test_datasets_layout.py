@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 
 from skeleton_trees import touch_all, write_small_msmt17
-from vlreid.datasets import PARSERS, dataset_options, load_manifest
+from vlreid.datasets import PARSERS, Manifest, dataset_options, load_manifest
 from vlreid.errors import DataFileError, DatasetLayoutError, ReIDError
 
 
-def rows(manifest) -> set[tuple[str, str, int, int, int]]:
+def rows(manifest: Manifest) -> set[tuple[str, str, int, int, int]]:
     """``(split, relpath, pid, camid, label)`` of every manifest row."""
     columns = ["split", "relpath", "pid", "camid", "label"]
-    return {tuple(row) for row in manifest[columns].itertuples(index=False)}
+    return {tuple(row) for row in manifest.frame[columns].itertuples(index=False)}
 
 
 def write_market(folder: Path, names: dict[str, list[str]]) -> Path:
@@ -47,7 +47,7 @@ def test_market_rules_under_a_parent_whose_name_looks_like_a_pid(tmp_path: Path)
         },
     )
     manifest = load_manifest("market1501", parent)
-    assert manifest.attrs["root"] == str(parent / "Market-1501")
+    assert str(manifest.root) == str(parent / "Market-1501")
     assert rows(manifest) == {
         ("train", "bounding_box_train/0003_c6s1_000002_00.jpg", 3, 5, 0),
         ("train", "bounding_box_train/0005_c1s1_000003_00.jpg.jpg", 5, 0, 1),
@@ -78,7 +78,7 @@ def test_synthetic_root_is_the_folder_itself_and_cameras_are_unbounded(tmp_path:
         },
     )
     (out / "attributes.parquet").touch()
-    manifest = load_manifest("synthetic", out)
+    manifest = load_manifest("synthetic", out).frame
     assert set(manifest["dataset"]) == {"synthetic"}
     assert sorted(manifest["camid"]) == [0, 0, 7, 8]
     with pytest.raises(DatasetLayoutError):

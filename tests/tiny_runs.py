@@ -29,7 +29,7 @@ def make_tiny_dataset(root: Path) -> Path:
     from vlreid.synthetic import make_synthetic_dataset
 
     make_synthetic_dataset(root, ids=8, cameras=2, seed=0, images_per_camera=2, height=64, width=32)
-    manifest = load_manifest("synthetic", root)
+    manifest = load_manifest("synthetic", root).frame
     attributes = pd.read_parquet(root / "attributes.parquet").set_index("pid")
     captions = [
         f"A {row.age} {row.gender} with {row.hair} hair, wearing a {row.upper_color} "

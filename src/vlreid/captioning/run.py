@@ -113,7 +113,7 @@ def caption_dataset(
     from vlreid.datasets import load_manifest
 
     manifest = load_manifest(dataset, root, **(dataset_options or {}))
-    return caption_manifest(manifest, Path(manifest.attrs.get("root", root)), out, config)
+    return caption_manifest(manifest.frame, manifest.root, out, config)
 
 
 def caption_manifest(

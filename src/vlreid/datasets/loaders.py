@@ -279,11 +279,10 @@ def load_and_run_train_epochs(
 
     The folder is parsed by :func:`vlreid.datasets.load_manifest` (with ``dataset_options``, e.g.
     ``{"train_val": True}`` for MSMT17), and images are read from the dataset folder it resolved
-    (``manifest.attrs["root"]``, which may be below ``root``); the other arguments are those of
+    (``manifest.root``, which may be below ``root``); the other arguments are those of
     :func:`run_train_epochs`.
     """
     from vlreid.datasets import load_manifest
 
     manifest = load_manifest(dataset, root, **(dataset_options or {}))
-    dataset_root = manifest.attrs.get("root", root)
-    return run_train_epochs(manifest, dataset_root, config, captions_dir, epochs, progress)
+    return run_train_epochs(manifest.frame, manifest.root, config, captions_dir, epochs, progress)
