@@ -31,7 +31,8 @@ import torch
 from PIL import Image
 
 from vlreid.datasets.cache import read_image
-from vlreid.datasets.loaders import LoaderConfig, build_train_loader, set_epoch
+from vlreid.datasets.load_check import run_train_epochs
+from vlreid.datasets.loaders import LoaderConfig
 from vlreid.datasets.manifest import ReIDRecord, build_manifest
 from vlreid.datasets.transforms import Preprocessing, build_train_transform
 
@@ -85,16 +86,9 @@ def time_per_image(paths: list[Path], work: object) -> float:
 
 
 def time_loader(manifest: pd.DataFrame, root: Path, config: LoaderConfig, epochs: int) -> tuple:
-    start = time.perf_counter()
-    loader = build_train_loader(manifest, root, config)
-    setup = time.perf_counter() - start
-    images = 0
-    start = time.perf_counter()
-    for epoch in range(epochs):
-        set_epoch(loader, epoch)
-        for batch in loader:
-            images += len(batch["images"])
-    return images / (time.perf_counter() - start), setup
+    """Images/s of the training loader and its setup seconds, as ``reid data load`` measures."""
+    result = run_train_epochs(manifest, root, config, epochs=epochs, progress=False)
+    return result.images_per_second, result.setup_seconds
 
 
 def main() -> None:

@@ -11,11 +11,11 @@ import torch
 from PIL import Image
 
 from jpeg_tree import write_jpeg_tree
+from vlreid.datasets.load_check import run_train_epochs
 from vlreid.datasets.loaders import (
     LoaderConfig,
     build_eval_loader,
     build_train_loader,
-    run_train_epochs,
     set_epoch,
 )
 from vlreid.datasets.transforms import Preprocessing, build_eval_transform

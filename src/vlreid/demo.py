@@ -157,7 +157,7 @@ def _train_and_evaluate(
     """Train one method with its synthetic config, then evaluate its checkpoint with a picture."""
     from vlreid.config import load_config
     from vlreid.evaluation.features import checkpoint_inputs
-    from vlreid.evaluation.report import EvaluationOptions, evaluate_inputs
+    from vlreid.evaluation.scoring import EvaluationOptions, evaluate_inputs
     from vlreid.training.loop import train
     from vlreid.training.report import read_metrics
 
