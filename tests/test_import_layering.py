@@ -170,6 +170,33 @@ def test_every_import_in_the_package_goes_down_the_allowed_graph() -> None:
     assert not violations, "imports against DESIGN 2's direction:\n" + "\n".join(violations)
 
 
+def test_no_modules_import_each_other() -> None:
+    """Within a component too: no module reaches itself through its imports (``Pen`` lives in
+    its own module so that the renderer's body, clothes and figure modules form no cycle)."""
+    modules = {module_name(path): path for path in PACKAGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        graph[name] = set()
+        for _, module in vlreid_imports(path, name):
+            while module not in modules:  # ``from package import function`` -> the package
+                module = module.rpartition(".")[0]
+            if module not in (name, "vlreid"):  # the package's __version__ is no arrow
+                graph[name].add(module)
+    cycles = []
+    for start in sorted(graph):
+        trail, stack, seen = {start: [start]}, [start], {start}
+        while stack:
+            node = stack.pop()
+            for target in sorted(graph[node]):
+                if target == start:
+                    cycles.append(" -> ".join([*trail[node], start]))
+                elif target not in seen:
+                    seen.add(target)
+                    trail[target] = [*trail[node], target]
+                    stack.append(target)
+    assert not cycles, "import cycles:\n" + "\n".join(cycles)
+
+
 def test_the_static_reader_finds_every_form_of_import(tmp_path: Path) -> None:
     """The reader of the test above, on a made-up module: none of the forms slips through."""
     path = tmp_path / "fake.py"
