@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw
 
 from vlreid.synthetic import make_identities
 from vlreid.synthetic.camera import VIEWS, make_cameras
-from vlreid.synthetic.render import PedestrianRenderer
+from vlreid.synthetic.renderer import PedestrianRenderer
 
 LABEL_WIDTH = 150
 

@@ -23,7 +23,7 @@ from torch import nn
 from vlreid.attributes import PERSON_FIELDS
 from vlreid.synthetic.camera import VIEWS, make_cameras
 from vlreid.synthetic.person import sample_person
-from vlreid.synthetic.render import PedestrianRenderer
+from vlreid.synthetic.renderer import PedestrianRenderer
 
 FIELDS = list(PERSON_FIELDS)
 

@@ -1,6 +1,6 @@
 """Speed of the procedural pedestrian renderer and of ``reid data synth``, on one core.
 
-Prints, in one run: images/s of :class:`~vlreid.synthetic.render.PedestrianRenderer`
+Prints, in one run: images/s of :class:`~vlreid.synthetic.renderer.PedestrianRenderer`
 alone, with JPEG encoding, the baseline of JPEG-encoding an already rendered image (the cost
 every dataset writer pays anyway), and the wall time of a 100-identity, 6-camera dataset.
 
@@ -21,7 +21,7 @@ from PIL import Image
 from vlreid.synthetic import make_synthetic_dataset
 from vlreid.synthetic.camera import make_cameras
 from vlreid.synthetic.person import sample_person
-from vlreid.synthetic.render import PedestrianRenderer
+from vlreid.synthetic.renderer import PedestrianRenderer
 
 
 def _jpeg(image: np.ndarray) -> bytes:

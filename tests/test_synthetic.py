@@ -29,7 +29,7 @@ from vlreid.synthetic.person import (
     sample_attributes,
     sample_person,
 )
-from vlreid.synthetic.render import PedestrianRenderer
+from vlreid.synthetic.renderer import PedestrianRenderer
 
 MARKET_NAME = re.compile(r"^(\d{4})_c(\d)s(\d)_(\d{6})_(\d{2})\.jpg$")
 SMALL = {"ids": 8, "cameras": 3, "images_per_camera": 2}

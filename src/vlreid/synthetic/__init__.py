@@ -9,7 +9,7 @@ Modules, each importing only those above it in this list:
 - :mod:`vlreid.synthetic.clothes`: legs, lower garment, shoes, upper garment.
 - :mod:`vlreid.synthetic.figure`: one person in a front, back or side view.
 - :mod:`vlreid.synthetic.camera`: :class:`CameraSpec` (scene, light, scale, occluders, noise).
-- :mod:`vlreid.synthetic.render`: :class:`PedestrianRenderer`, one person seen by one camera.
+- :mod:`vlreid.synthetic.renderer`: :class:`PedestrianRenderer`, one person seen by one camera.
 - :mod:`vlreid.synthetic.dataset`: :func:`make_synthetic_dataset`, a Market-1501-layout folder
   with ``attributes.parquet``; :mod:`vlreid.datasets` parses it as ``synthetic`` without
   importing this package.
@@ -36,7 +36,7 @@ from vlreid.synthetic.dataset import (
     make_synthetic_dataset,
 )
 from vlreid.synthetic.person import PersonSpec, sample_person
-from vlreid.synthetic.render import PedestrianRenderer
+from vlreid.synthetic.renderer import PedestrianRenderer
 
 __all__ = [
     "ATTRIBUTES_FILE",

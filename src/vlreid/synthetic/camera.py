@@ -4,7 +4,7 @@ Each :class:`CameraSpec` fixes a textured scene (brick wall, shop windows, park 
 station, street front, office corridor, with camera-specific colours), a colour cast and exposure
 (moderate, so that colour words stay correct), the scale of people in the frame, a preferred
 viewpoint, an occluder kind with its probability, image noise and sharpness. The renderer
-(:mod:`vlreid.synthetic.render`) paints :func:`paint_scene` once per camera and size.
+(:mod:`vlreid.synthetic.renderer`) paints :func:`paint_scene` once per camera and size.
 """
 
 from __future__ import annotations

@@ -51,7 +51,7 @@ from vlreid.synthetic.person import (
     sample_attributes,
     sample_person,
 )
-from vlreid.synthetic.render import PedestrianRenderer
+from vlreid.synthetic.renderer import PedestrianRenderer
 
 logger = logging.getLogger(__name__)
 

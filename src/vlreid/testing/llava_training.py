@@ -34,7 +34,7 @@ from vlreid.attributes import PERSON_FIELDS
 from vlreid.captioning.llava import generate_answers, pad_to_square, padding_fill
 from vlreid.synthetic.camera import make_cameras
 from vlreid.synthetic.person import sample_person
-from vlreid.synthetic.render import PedestrianRenderer
+from vlreid.synthetic.renderer import PedestrianRenderer
 from vlreid.templates import Template, parse_answer
 
 logger = logging.getLogger(__name__)
