@@ -34,7 +34,7 @@ from vlreid.captioning.llava import LlavaCaptioner, LlavaSettings, generate_answ
 from vlreid.captioning.protocol import CaptionItem
 from vlreid.captioning.run import CaptionRunConfig, caption_manifest
 from vlreid.datasets import load_manifest
-from vlreid.datasets.synthetic import make_synthetic_dataset
+from vlreid.synthetic import make_synthetic_dataset
 from vlreid.templates import load_template
 from vlreid.testing.llava import build_tiny_llava
 
@@ -98,8 +98,8 @@ def main() -> None:
             images_per_camera=2, height=128, width=64,
         )  # fmt: skip
         manifest = load_manifest("synthetic", scratch_path / "synthetic")
-        root = Path(manifest.attrs["root"])
-        train = manifest[manifest["split"] == "train"].sort_values("relpath")
+        root = manifest.root
+        train = manifest.split_rows("train").sort_values("relpath")
         train = train.head(arguments.images)
         images = [Image.open(root / relpath).convert("RGB") for relpath in train["relpath"]]
         model = arguments.model or str(build_tiny_llava(scratch_path / "tiny-llava"))

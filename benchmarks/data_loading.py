@@ -6,7 +6,7 @@ Usage::
         [--samples ../shared/data/market1501-samples]
 
 Builds a Market-1501-layout dataset in a temporary folder (the synthetic renderer,
-``vlreid.datasets.synthetic.make_synthetic_dataset``, when it is importable; otherwise random-noise
+``vlreid.synthetic.make_synthetic_dataset``, when it is importable; otherwise random-noise
 64x128 JPEGs, which decode slower than real crops because noise does not compress; or, with
 ``--samples DIR``, copies of the real crops in DIR), then prints
 images/s for:
@@ -31,7 +31,8 @@ import torch
 from PIL import Image
 
 from vlreid.datasets.cache import read_image
-from vlreid.datasets.loaders import LoaderConfig, build_train_loader, set_epoch
+from vlreid.datasets.load_check import run_train_epochs
+from vlreid.datasets.loaders import LoaderConfig
 from vlreid.datasets.manifest import ReIDRecord, build_manifest
 from vlreid.datasets.transforms import Preprocessing, build_train_transform
 
@@ -50,7 +51,7 @@ def make_dataset(
                 (out / "bounding_box_train" / name).write_bytes(crop.read_bytes())
         return f"copies of the {len(crops)} real crops in {samples}"
     try:
-        from vlreid.datasets.synthetic import make_synthetic_dataset
+        from vlreid.synthetic import make_synthetic_dataset
     except ImportError:
         pass
     else:
@@ -85,16 +86,9 @@ def time_per_image(paths: list[Path], work: object) -> float:
 
 
 def time_loader(manifest: pd.DataFrame, root: Path, config: LoaderConfig, epochs: int) -> tuple:
-    start = time.perf_counter()
-    loader = build_train_loader(manifest, root, config)
-    setup = time.perf_counter() - start
-    images = 0
-    start = time.perf_counter()
-    for epoch in range(epochs):
-        set_epoch(loader, epoch)
-        for batch in loader:
-            images += len(batch["images"])
-    return images / (time.perf_counter() - start), setup
+    """Images/s of the training loader and its setup seconds, as ``reid data load`` measures."""
+    result = run_train_epochs(manifest, root, config, epochs=epochs, progress=False)
+    return result.images_per_second, result.setup_seconds
 
 
 def main() -> None:

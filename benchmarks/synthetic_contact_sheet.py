@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from vlreid.datasets.synthetic import make_identities
-from vlreid.datasets.synthetic_camera import VIEWS, make_cameras
-from vlreid.datasets.synthetic_render import PedestrianRenderer
+from vlreid.synthetic import make_identities
+from vlreid.synthetic.camera import VIEWS, make_cameras
+from vlreid.synthetic.renderer import PedestrianRenderer
 
 LABEL_WIDTH = 150
 

@@ -21,9 +21,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from vlreid.attributes import PERSON_FIELDS
-from vlreid.datasets.synthetic_camera import VIEWS, make_cameras
-from vlreid.datasets.synthetic_person import sample_person
-from vlreid.datasets.synthetic_render import PedestrianRenderer
+from vlreid.synthetic.camera import VIEWS, make_cameras
+from vlreid.synthetic.person import sample_person
+from vlreid.synthetic.renderer import PedestrianRenderer
 
 FIELDS = list(PERSON_FIELDS)
 

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from vlreid.datasets.synthetic import SPLIT_FOLDERS, make_synthetic_dataset
+from vlreid.synthetic import SPLIT_FOLDERS, make_synthetic_dataset
 
 NAME = re.compile(r"^(\d{4})_c(\d)s\d_\d{6}_\d{2}\.jpg$")
 

@@ -1,6 +1,6 @@
 """Speed of the procedural pedestrian renderer and of ``reid data synth``, on one core.
 
-Prints, in one run: images/s of :class:`~vlreid.datasets.synthetic_render.PedestrianRenderer`
+Prints, in one run: images/s of :class:`~vlreid.synthetic.renderer.PedestrianRenderer`
 alone, with JPEG encoding, the baseline of JPEG-encoding an already rendered image (the cost
 every dataset writer pays anyway), and the wall time of a 100-identity, 6-camera dataset.
 
@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from vlreid.datasets.synthetic import make_synthetic_dataset
-from vlreid.datasets.synthetic_camera import make_cameras
-from vlreid.datasets.synthetic_person import sample_person
-from vlreid.datasets.synthetic_render import PedestrianRenderer
+from vlreid.synthetic import make_synthetic_dataset
+from vlreid.synthetic.camera import make_cameras
+from vlreid.synthetic.person import sample_person
+from vlreid.synthetic.renderer import PedestrianRenderer
 
 
 def _jpeg(image: np.ndarray) -> bytes:

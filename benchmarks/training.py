@@ -31,7 +31,7 @@ from vlreid.training.data import (
     set_loader_epoch,
 )
 from vlreid.training.schedule import build_optimizer
-from vlreid.training.setup import backbone_config, build_method
+from vlreid.training.setup import backbone_config, build_run_method
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 METHODS = ("baseline", "clip-reid", "svll", "scgi")
@@ -42,7 +42,7 @@ def make_data(folder: Path) -> tuple[Path, Path]:
     from typer.testing import CliRunner
 
     from vlreid.cli import app
-    from vlreid.datasets.synthetic import make_synthetic_dataset
+    from vlreid.synthetic import make_synthetic_dataset
 
     data, captions = folder / "data", folder / "captions"
     make_synthetic_dataset(data, ids=60, cameras=4, seed=0)
@@ -64,7 +64,7 @@ class Trainer:
         config = load_config(CONFIGS / f"synthetic_{method_name}.toml", overrides)
         torch.manual_seed(0)
         run_data = load_run_data(config.data)
-        self.method = build_method(config, backbone_config(config, run_data))
+        self.method = build_run_method(config, backbone_config(config, run_data))
         self.stages = {}
         self.feature_loader = build_feature_loader(config, run_data)
         for stage in config.stage_names():

@@ -3,7 +3,7 @@
 The model is a real transformers ``LlavaForConditionalGeneration`` built by
 :func:`vlreid.testing.llava.build_tiny_llava` (CLIP vision tower, MLP projector, Llama, a word-level
 tokenizer trained on the person template's words). It learns to answer the person template's
-instruction about the procedural pedestrians of :mod:`vlreid.datasets.synthetic`.
+instruction about the procedural pedestrians of :mod:`vlreid.synthetic`.
 
 Data: ``--train-ids`` fresh identities x ``--views`` images, rendered with the public renderer,
 each identity seen by random cameras of its own camera network (``--camera-sets`` networks of 9

@@ -15,7 +15,7 @@ import torch
 from typer.testing import CliRunner
 
 from vlreid.cli import app
-from vlreid.datasets.synthetic import make_synthetic_dataset
+from vlreid.synthetic import make_synthetic_dataset
 
 ENTRY = "from vlreid.cli import main; main()"
 SAFETY_TIMEOUT = 600  # seconds; only so that a hung child cannot hang the suite

@@ -24,7 +24,7 @@ def test_synth_then_one_epoch_of_the_loader(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
 
     # The epoch length follows from the parsed train split: sum_i max(n_i, K) // K chunks, P = 4.
-    train = load_manifest("synthetic", out).query("split == 'train'")
+    train = load_manifest("synthetic", out).frame.query("split == 'train'")
     chunks = sum(max(count, 2) // 2 for count in train["pid"].value_counts())
     batches = chunks // 4
     pattern = r"(\d+) images in (\d+) batches over 1 epoch\(s\): (\d+) images/s"

@@ -11,11 +11,11 @@ import torch
 from PIL import Image
 
 from jpeg_tree import write_jpeg_tree
+from vlreid.datasets.load_check import run_train_epochs
 from vlreid.datasets.loaders import (
     LoaderConfig,
     build_eval_loader,
     build_train_loader,
-    run_train_epochs,
     set_epoch,
 )
 from vlreid.datasets.transforms import Preprocessing, build_eval_transform
@@ -167,13 +167,14 @@ def test_cli_data_load_runs_one_epoch_and_reports_speed(
 
     import vlreid.datasets
     from vlreid.cli import app
+    from vlreid.datasets.manifest import Manifest
 
     root, manifest = tree
     calls = []
 
-    def fake_load_manifest(dataset: str, dataset_root: Path) -> pd.DataFrame:
+    def fake_load_manifest(dataset: str, dataset_root: Path) -> Manifest:
         calls.append((dataset, Path(dataset_root)))
-        return manifest
+        return Manifest(manifest, root)
 
     monkeypatch.setattr(vlreid.datasets, "load_manifest", fake_load_manifest, raising=False)
     runner = CliRunner()

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
 from skeleton_trees import touch_all, write_small_msmt17
-from vlreid.datasets import PARSERS, dataset_options, load_manifest
+from vlreid.datasets import PARSERS, Manifest, dataset_options, load_manifest
 from vlreid.errors import DataFileError, DatasetLayoutError, ReIDError
 
 
-def rows(manifest) -> set[tuple[str, str, int, int, int]]:
+def rows(manifest: Manifest) -> set[tuple[str, str, int, int, int]]:
     """``(split, relpath, pid, camid, label)`` of every manifest row."""
     columns = ["split", "relpath", "pid", "camid", "label"]
-    return {tuple(row) for row in manifest[columns].itertuples(index=False)}
+    return {tuple(row) for row in manifest.frame[columns].itertuples(index=False)}
 
 
 def write_market(folder: Path, names: dict[str, list[str]]) -> Path:
@@ -47,7 +48,7 @@ def test_market_rules_under_a_parent_whose_name_looks_like_a_pid(tmp_path: Path)
         },
     )
     manifest = load_manifest("market1501", parent)
-    assert manifest.attrs["root"] == str(parent / "Market-1501")
+    assert str(manifest.root) == str(parent / "Market-1501")
     assert rows(manifest) == {
         ("train", "bounding_box_train/0003_c6s1_000002_00.jpg", 3, 5, 0),
         ("train", "bounding_box_train/0005_c1s1_000003_00.jpg.jpg", 5, 0, 1),
@@ -56,6 +57,30 @@ def test_market_rules_under_a_parent_whose_name_looks_like_a_pid(tmp_path: Path)
         ("gallery", "bounding_box_test/0000_c3s1_000007_00.jpg", 0, 2, -1),
         ("gallery", "bounding_box_test/0003_c2s1_000006_00.jpg", 3, 1, -1),
     }
+
+
+def test_manifest_carries_its_root_and_selects_splits(tmp_path: Path) -> None:
+    write_market(
+        tmp_path / "Market-1501",
+        {
+            "bounding_box_train": ["0005_c2s1_000001_00.jpg", "0003_c6s1_000002_00.jpg"],
+            "query": ["0003_c1s1_000004_00.jpg"],
+            "bounding_box_test": ["0003_c2s1_000006_00.jpg", "0000_c3s1_000007_00.jpg"],
+        },
+    )
+    manifest = load_manifest("market1501", tmp_path)
+    assert manifest.root == tmp_path / "Market-1501"
+    assert all((manifest.root / relpath).is_file() for relpath in manifest.frame["relpath"])
+    assert len(manifest) == len(manifest.frame) == 5
+    gallery = manifest.split_rows("gallery")
+    assert gallery["relpath"].tolist() == [
+        "bounding_box_test/0000_c3s1_000007_00.jpg",
+        "bounding_box_test/0003_c2s1_000006_00.jpg",
+    ]
+    assert gallery.index.tolist() == [0, 1]
+    assert manifest.frame.attrs == {}  # the root is a field, not DataFrame.attrs
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        manifest.root = tmp_path  # type: ignore[misc]
 
 
 def test_market_bad_file_name_and_camera_name_the_file(tmp_path: Path) -> None:
@@ -78,7 +103,7 @@ def test_synthetic_root_is_the_folder_itself_and_cameras_are_unbounded(tmp_path:
         },
     )
     (out / "attributes.parquet").touch()
-    manifest = load_manifest("synthetic", out)
+    manifest = load_manifest("synthetic", out).frame
     assert set(manifest["dataset"]) == {"synthetic"}
     assert sorted(manifest["camid"]) == [0, 0, 7, 8]
     with pytest.raises(DatasetLayoutError):

@@ -27,7 +27,7 @@ from skeleton_trees import (
     scratch_folder,
 )
 from vlreid.datasets import load_manifest
-from vlreid.datasets.manifest import MANIFEST_COLUMNS, split_statistics
+from vlreid.datasets.manifest import MANIFEST_COLUMNS, Manifest, split_statistics
 
 
 def table(train: tuple[int, int, int], query: tuple[int, int, int], gallery: tuple[int, int, int]):
@@ -173,11 +173,11 @@ def cuhk03_torchreid_tree(shared_data: Path, scratch: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def parse() -> Callable[..., pd.DataFrame]:
+def parse() -> Callable[..., Manifest]:
     """``load_manifest`` memoized per module: the MSMT17 tree is parsed by several tests."""
-    manifests: dict[tuple[str, Path, tuple], pd.DataFrame] = {}
+    manifests: dict[tuple[str, Path, tuple], Manifest] = {}
 
-    def memoized(dataset: str, root: Path, **options: object) -> pd.DataFrame:
+    def memoized(dataset: str, root: Path, **options: object) -> Manifest:
         key = (dataset, root, tuple(sorted(options.items())))
         if key not in manifests:
             manifests[key] = load_manifest(dataset, root, **options)
@@ -186,8 +186,9 @@ def parse() -> Callable[..., pd.DataFrame]:
     return memoized
 
 
-def check_manifest_contract(manifest: pd.DataFrame, dataset: str, train_cameras: int) -> None:
+def check_manifest_contract(parsed: Manifest, dataset: str, train_cameras: int) -> None:
     """DESIGN 3.1: columns, train-only labels sorted by pid, 0-based cameras, files on disk."""
+    manifest = parsed.frame
     assert tuple(manifest.columns) == MANIFEST_COLUMNS
     assert set(manifest["dataset"]) == {dataset}
     train = manifest[manifest["split"] == "train"]
@@ -200,28 +201,28 @@ def check_manifest_contract(manifest: pd.DataFrame, dataset: str, train_cameras:
     assert manifest["camid"].max() == train_cameras - 1
     assert manifest["relpath"].is_unique
     assert not manifest["relpath"].str.contains("\\\\").any()
-    root = Path(manifest.attrs["root"])
+    root = parsed.root
     sample = manifest["relpath"].sample(n=min(500, len(manifest)), random_state=0)
     assert all((root / relpath).is_file() for relpath in sample)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
 def test_published_statistics_from_every_root(
-    case: Case, request: pytest.FixtureRequest, parse: Callable[..., pd.DataFrame]
+    case: Case, request: pytest.FixtureRequest, parse: Callable[..., Manifest]
 ) -> None:
     tree = request.getfixturevalue(case.tree)
     manifests = [parse(case.dataset, tree / root, **case.options) for root in case.roots]
-    assert split_statistics(manifests[0]) == case.expected
+    assert split_statistics(manifests[0].frame) == case.expected
     for manifest in manifests:
-        assert manifest.attrs["root"] == str(tree / case.dataset_folder)
-        pd.testing.assert_frame_equal(manifest, manifests[0])
+        assert str(manifest.root) == str(tree / case.dataset_folder)
+        pd.testing.assert_frame_equal(manifest.frame, manifests[0].frame)
     check_manifest_contract(manifests[0], case.dataset, case.expected["train"]["cameras"])
 
 
 def test_market1501_junk_distractors_and_double_suffix(
-    shared_data: Path, market_tree: Path, parse: Callable[..., pd.DataFrame]
+    shared_data: Path, market_tree: Path, parse: Callable[..., Manifest]
 ) -> None:
-    manifest = parse("market1501", market_tree)
+    manifest = parse("market1501", market_tree).frame
     assert -1 not in set(manifest["pid"])
     gallery = manifest[manifest["split"] == "gallery"]
     query = manifest[manifest["split"] == "query"]
@@ -245,9 +246,9 @@ def test_market1501_junk_distractors_and_double_suffix(
 
 
 def test_msmt17_test_pids_are_offset_past_train_pids(
-    shared_data: Path, msmt17_tree: Path, parse: Callable[..., pd.DataFrame]
+    shared_data: Path, msmt17_tree: Path, parse: Callable[..., Manifest]
 ) -> None:
-    manifest = parse("msmt17", msmt17_tree)
+    manifest = parse("msmt17", msmt17_tree).frame
     train = manifest[manifest["split"] == "train"]
     test = manifest[manifest["split"] != "train"]
     assert set(train["pid"]).isdisjoint(set(test["pid"]))
@@ -267,12 +268,12 @@ def test_cuhk03_layouts_agree_with_the_protocol_lists(
     shared_data: Path,
     cuhk03_np_tree: Path,
     cuhk03_torchreid_tree: Path,
-    parse: Callable[..., pd.DataFrame],
+    parse: Callable[..., Manifest],
 ) -> None:
     manifests = [
-        ("labeled", parse("cuhk03", cuhk03_np_tree, variant="labeled")),
-        ("detected", parse("cuhk03", cuhk03_np_tree, variant="detected")),
-        ("labeled", parse("cuhk03", cuhk03_torchreid_tree, variant="labeled")),
+        ("labeled", parse("cuhk03", cuhk03_np_tree, variant="labeled").frame),
+        ("detected", parse("cuhk03", cuhk03_np_tree, variant="detected").frame),
+        ("labeled", parse("cuhk03", cuhk03_torchreid_tree, variant="labeled").frame),
     ]
     for variant, manifest in manifests:
         for split in ("train", "query", "gallery"):

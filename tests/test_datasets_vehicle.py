@@ -50,8 +50,9 @@ def vehicleid_tree(scratch: Path, test_list_800: list[tuple[str, int]]) -> Path:
 
 
 def test_veri776_published_statistics_from_both_roots(veri_tree: Path) -> None:
-    by_archive = load_manifest("veri776", veri_tree / "VeRi")
-    by_parent = load_manifest("veri776", veri_tree)
+    by_archive_manifest = load_manifest("veri776", veri_tree / "VeRi")
+    by_parent_manifest = load_manifest("veri776", veri_tree)
+    by_archive, by_parent = by_archive_manifest.frame, by_parent_manifest.frame
     # ../shared/data/README.md: 576 / 37,778; 200 / 1,678; 200 / 11,579; 20 cameras in train,
     # 19 in query and gallery.
     assert split_statistics(by_archive) == {
@@ -60,15 +61,15 @@ def test_veri776_published_statistics_from_both_roots(veri_tree: Path) -> None:
         "gallery": {"ids": 200, "images": 11579, "cameras": 19},
     }
     pd.testing.assert_frame_equal(by_archive, by_parent)
-    assert by_parent.attrs["root"] == str(veri_tree / "VeRi")
+    assert str(by_parent_manifest.root) == str(veri_tree / "VeRi")
     assert (by_archive["camid"].min(), by_archive["camid"].max()) == (0, 19)
     row = by_archive[by_archive["relpath"] == "image_train/0001_c001_00016450_0.jpg"]
     assert row[["pid", "camid", "label"]].values.tolist() == [[1, 0, 0]]
 
 
 def test_vehicleid_800_split(vehicleid_tree: Path, test_list_800: list[tuple[str, int]]) -> None:
-    by_archive = load_manifest("vehicleid", vehicleid_tree / "VehicleID_V1.0", test_size=800)
-    by_parent = load_manifest("vehicleid", vehicleid_tree)
+    by_archive = load_manifest("vehicleid", vehicleid_tree / "VehicleID_V1.0", test_size=800).frame
+    by_parent = load_manifest("vehicleid", vehicleid_tree).frame
     pd.testing.assert_frame_equal(by_archive, by_parent)
     vehicles = {vid for _, vid in test_list_800}
     assert (len(vehicles), len(test_list_800)) == (800, 6493)  # published small test set
@@ -89,9 +90,9 @@ def test_vehicleid_800_split(vehicleid_tree: Path, test_list_800: list[tuple[str
 
 
 def test_vehicleid_gallery_draw_is_seeded(vehicleid_tree: Path) -> None:
-    first = load_manifest("vehicleid", vehicleid_tree, seed=0)
-    again = load_manifest("vehicleid", vehicleid_tree, seed=0)
-    other = load_manifest("vehicleid", vehicleid_tree, seed=1)
+    first = load_manifest("vehicleid", vehicleid_tree, seed=0).frame
+    again = load_manifest("vehicleid", vehicleid_tree, seed=0).frame
+    other = load_manifest("vehicleid", vehicleid_tree, seed=1).frame
     pd.testing.assert_frame_equal(first, again)
     galleries = [set(m.loc[m["split"] == "gallery", "relpath"]) for m in (first, other)]
     assert galleries[0] != galleries[1]
@@ -108,7 +109,7 @@ def test_veri776_same_camera_filter_equals_official_junk_index(
     shared_data: Path, veri_tree: Path
 ) -> None:
     """The Market protocol's same-pid same-camera filter reproduces VeRi's jk_index.txt."""
-    manifest = load_manifest("veri776", veri_tree)
+    manifest = load_manifest("veri776", veri_tree).frame
     lists = shared_data / "reid-lists" / "veri776"
     test_names = read_lines(lists / "names" / "name_test.txt")
     position = {f"image_test/{name}": index + 1 for index, name in enumerate(test_names)}

@@ -14,22 +14,22 @@ from typer.testing import CliRunner
 
 from vlreid.attributes import PERSON_FIELDS
 from vlreid.cli import app
-from vlreid.datasets.synthetic import (
+from vlreid.errors import ReIDError
+from vlreid.synthetic import (
     ATTRIBUTES_FILE,
     SPLIT_FOLDERS,
     make_identities,
     make_synthetic_dataset,
 )
-from vlreid.datasets.synthetic_camera import VIEWS, make_cameras
-from vlreid.datasets.synthetic_person import (
+from vlreid.synthetic.camera import VIEWS, make_cameras
+from vlreid.synthetic.person import (
     ATTRIBUTE_COLUMNS,
     TRAIT_COLUMNS,
     PersonSpec,
     sample_attributes,
     sample_person,
 )
-from vlreid.datasets.synthetic_render import PedestrianRenderer
-from vlreid.errors import ReIDError
+from vlreid.synthetic.renderer import PedestrianRenderer
 
 MARKET_NAME = re.compile(r"^(\d{4})_c(\d)s(\d)_(\d{6})_(\d{2})\.jpg$")
 SMALL = {"ids": 8, "cameras": 3, "images_per_camera": 2}

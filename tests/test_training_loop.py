@@ -133,7 +133,7 @@ def test_scgi_without_captions_is_refused_before_any_work(dataset: Path, tmp_pat
 def test_shuffled_rows_are_seeded_per_epoch_and_split_between_ranks(dataset: Path) -> None:
     from vlreid.datasets import load_manifest
 
-    train_rows = load_manifest("synthetic", dataset).query("split == 'train'")
+    train_rows = load_manifest("synthetic", dataset).frame.query("split == 'train'")
     single = ShuffledRows(train_rows, batch_size=4, seed=0)
     single.set_epoch(1)
     epoch_one = [batch["relpaths"] for batch in single]

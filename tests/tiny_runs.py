@@ -1,6 +1,6 @@
 """Tiny training runs for the loop, checkpoint and CLI tests: data, captions and configs.
 
-The dataset is the procedural one (``vlreid.datasets.synthetic``) with 8 identities (4 train, 4
+The dataset is the procedural one (``vlreid.synthetic``) with 8 identities (4 train, 4
 test) over 2 cameras, 64x32 pixels; the model is the tiny CLIP of ``vlreid.testing.clip`` at 32x16
 input. A run of a few steps takes about a second.
 """
@@ -26,10 +26,10 @@ def make_tiny_dataset(root: Path) -> Path:
         The dataset root; its captions are in ``root.parent / "captions"``.
     """
     from vlreid.datasets import load_manifest
-    from vlreid.datasets.synthetic import make_synthetic_dataset
+    from vlreid.synthetic import make_synthetic_dataset
 
     make_synthetic_dataset(root, ids=8, cameras=2, seed=0, images_per_camera=2, height=64, width=32)
-    manifest = load_manifest("synthetic", root)
+    manifest = load_manifest("synthetic", root).frame
     attributes = pd.read_parquet(root / "attributes.parquet").set_index("pid")
     captions = [
         f"A {row.age} {row.gender} with {row.hair} hair, wearing a {row.upper_color} "

@@ -1,9 +1,19 @@
-"""reid: caption-guided, CLIP-based person re-identification.
+"""vlreid: caption-guided, CLIP-based person re-identification (the ``reid`` command).
 
-The package is split by concern: ``vlreid.datasets`` (benchmark parsers, synthetic data, loaders),
-``vlreid.captioning`` (offline LLaVA / attribute captioning into Parquet shards),
-``vlreid.training`` (CLIP adapted to ReID and the training methods) and ``vlreid.evaluation``
-(exact ReID metrics, re-ranking, pictures). Importing ``reid`` is cheap: heavy libraries are
+The package is split by concern, and imports go downward only (``tests/test_import_layering.py``
+holds the allowed graph)::
+
+    cli, demo, testing                      entry points (testing: tiny models for tests)
+    captioning, training, export            features (training and export also use evaluation)
+    evaluation                              metrics, re-ranking, pictures, feature extraction
+    model, synthetic, datasets, templates   building blocks; model uses datasets.transforms
+    config, typed_toml, attributes, errors  foundations
+
+``vlreid.model`` is the inference model (what deployment imports); ``vlreid.datasets`` the
+benchmark parsers, the :class:`~vlreid.datasets.manifest.Manifest` and the loaders;
+``vlreid.synthetic`` the procedural pedestrian renderer; ``vlreid.captioning`` offline LLaVA /
+attribute captioning into Parquet shards; ``vlreid.training`` the methods and the loop;
+``vlreid.evaluation`` exact ReID metrics. Importing ``vlreid`` is cheap: heavy libraries are
 imported by the submodules that need them.
 
 Deployment in three lines (the checkpoint carries its preprocessing; no text encoder, no

@@ -97,7 +97,7 @@ def run_demo(
     from vlreid.captioning.audit import audit_captions
     from vlreid.captioning.llava import LlavaSettings
     from vlreid.captioning.run import CAPTIONERS, CaptionRunConfig, caption_dataset
-    from vlreid.datasets.synthetic import make_synthetic_dataset
+    from vlreid.synthetic import make_synthetic_dataset
 
     if settings.captioner not in CAPTIONERS:  # before any work, not after the dataset
         raise ReIDError(f"unknown captioner {settings.captioner!r}: expected one of {CAPTIONERS}")
@@ -157,7 +157,7 @@ def _train_and_evaluate(
     """Train one method with its synthetic config, then evaluate its checkpoint with a picture."""
     from vlreid.config import load_config
     from vlreid.evaluation.features import checkpoint_inputs
-    from vlreid.evaluation.report import EvaluationOptions, evaluate_inputs
+    from vlreid.evaluation.scoring import EvaluationOptions, evaluate_inputs
     from vlreid.training.loop import train
     from vlreid.training.report import read_metrics
 

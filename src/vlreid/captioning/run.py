@@ -1,7 +1,7 @@
 """``reid caption``: caption one split of a dataset into resumable Parquet shards.
 
 The run sorts the split's images by ``relpath``, keeps this worker's slice
-(:mod:`vlreid.captioning.distributed`), skips the images already in finished shards, and captions
+(:mod:`vlreid.captioning.data_parallel`), skips the images already in finished shards, and captions
 the rest in batches: decode (one batch ahead, in a thread), ask the captioner, parse each answer
 against the template (:func:`vlreid.templates.parse_answer`), and write a shard every
 ``shard_size`` rows. Killing the run loses at most the rows not yet in a shard; starting it again
@@ -20,9 +20,9 @@ from typing import Any
 import pandas as pd
 
 from vlreid import __version__
-from vlreid.captioning.distributed import DistributedContext
+from vlreid.captioning.caption_loop import caption_into_shards
+from vlreid.captioning.data_parallel import DistributedContext
 from vlreid.captioning.llava import LlavaSettings
-from vlreid.captioning.loop import caption_rows
 from vlreid.captioning.protocol import Captioner
 from vlreid.captioning.shards import (
     STATUSES,
@@ -113,7 +113,7 @@ def caption_dataset(
     from vlreid.datasets import load_manifest
 
     manifest = load_manifest(dataset, root, **(dataset_options or {}))
-    return caption_manifest(manifest, Path(manifest.attrs.get("root", root)), out, config)
+    return caption_manifest(manifest.frame, manifest.root, out, config)
 
 
 def caption_manifest(
@@ -187,7 +187,7 @@ def caption_manifest(
         writer = ShardWriter(Path(out), make_shard_prefix(worker, num_workers))
         render_caption(template, {})  # loads the CLIP tokenizer outside the timed loop
         started = time.perf_counter()
-        counts = caption_rows(
+        counts = caption_into_shards(
             pending,
             Path(dataset_root),
             captioner,

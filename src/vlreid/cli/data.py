@@ -9,7 +9,7 @@ import typer
 
 from vlreid.cli._app import console, data_app
 
-# reid data stats (src/vlreid/datasets/report.py, parsers in src/vlreid/datasets/) ----------------
+# reid data stats (src/vlreid/datasets/statistics.py, parsers in src/vlreid/datasets/) -------------
 
 
 @data_app.command("stats")
@@ -55,7 +55,7 @@ def data_stats(
     ] = None,
 ) -> None:
     """Parse a benchmark folder, check its layout and print the split statistics."""
-    from vlreid.datasets.report import dataset_report
+    from vlreid.datasets.statistics import dataset_report
 
     # Only the options the user gave reach the parser, which rejects those of other datasets.
     options = {
@@ -101,7 +101,8 @@ def data_load(
     ] = False,
 ) -> None:
     """Iterate the training loader (P x K sampler, augmentation) and print its images/s."""
-    from vlreid.datasets.loaders import LoaderConfig, load_and_run_train_epochs
+    from vlreid.datasets.load_check import load_and_run_train_epochs
+    from vlreid.datasets.loaders import LoaderConfig
 
     config = LoaderConfig(
         batch_size=batch_size,
@@ -125,7 +126,7 @@ def data_load(
     )
 
 
-# reid data synth (src/vlreid/datasets/synthetic.py) ---------------------------------------------
+# reid data synth (src/vlreid/synthetic/dataset.py) ---------------------------------------------
 
 
 @data_app.command("synth")
@@ -161,7 +162,7 @@ def data_synth(
     ] = False,
 ) -> None:
     """Write a procedural pedestrian dataset (JPEGs + attributes.parquet) and print its size."""
-    from vlreid.datasets.synthetic import make_synthetic_dataset
+    from vlreid.synthetic import make_synthetic_dataset
 
     summary = make_synthetic_dataset(
         out,

@@ -10,7 +10,7 @@ import typer
 from vlreid.cli._app import app, console
 from vlreid.errors import ReIDError
 
-# reid evaluate (src/vlreid/evaluation/report.py; metrics.py, rerank.py, visualize.py) ------------
+# reid evaluate (src/vlreid/evaluation/scoring.py; metrics.py, rerank.py, visualize.py) ------------
 
 
 @app.command("evaluate")
@@ -93,7 +93,7 @@ def evaluate(
 ) -> None:
     """Market-protocol mAP, CMC (R1, R5, R10) and mINP of query features against the gallery."""
     from vlreid.evaluation.feature_file import load_feature_file
-    from vlreid.evaluation.report import EvaluationOptions, evaluate_inputs, format_report
+    from vlreid.evaluation.scoring import EvaluationOptions, evaluate_inputs, format_report
 
     if (features is None) == (checkpoint is None):
         raise ReIDError(

@@ -1,8 +1,12 @@
 """Benchmark parsers and the registry that names them.
 
 :data:`PARSERS` maps each dataset name to its parser; :func:`load_manifest` is the one entry
-point: it checks the name and the options, then returns the manifest of DESIGN 3.1, whose
-``attrs["root"]`` is the resolved dataset folder (``relpath`` is relative to it).
+point: it checks the name and the options, then returns a :class:`Manifest`: the rows of
+DESIGN 3.1 (``manifest.frame``) and the resolved dataset folder they are relative to
+(``manifest.root``).
+
+The procedural dataset is written by :mod:`vlreid.synthetic`; the ``synthetic`` parser reads it
+with the Market-1501 rules and never imports the renderer.
 """
 
 from __future__ import annotations
@@ -11,10 +15,9 @@ import inspect
 from collections.abc import Callable
 from pathlib import Path
 
-import pandas as pd
-
 from vlreid.datasets.cuhk03 import parse_cuhk03
 from vlreid.datasets.dukemtmc import parse_dukemtmc
+from vlreid.datasets.manifest import Manifest
 from vlreid.datasets.market1501 import parse_market1501, parse_synthetic
 from vlreid.datasets.msmt17 import parse_msmt17
 from vlreid.datasets.occluded_duke import parse_occluded_duke
@@ -22,7 +25,7 @@ from vlreid.datasets.vehicleid import parse_vehicleid
 from vlreid.datasets.veri776 import parse_veri776
 from vlreid.errors import ReIDError
 
-PARSERS: dict[str, Callable[..., pd.DataFrame]] = {
+PARSERS: dict[str, Callable[..., Manifest]] = {
     "market1501": parse_market1501,
     "msmt17": parse_msmt17,
     "dukemtmc": parse_dukemtmc,
@@ -47,7 +50,7 @@ def dataset_options(dataset: str) -> dict[str, object]:
     return {name: p.default for name, p in parameters.items() if name != "root"}
 
 
-def load_manifest(dataset: str, root: str | Path, **options: object) -> pd.DataFrame:
+def load_manifest(dataset: str, root: str | Path, **options: object) -> Manifest:
     """Parse a benchmark folder into its manifest.
 
     Args:
@@ -58,7 +61,7 @@ def load_manifest(dataset: str, root: str | Path, **options: object) -> pd.DataF
             ``test_size`` and ``seed`` (vehicleid).
 
     Returns:
-        The manifest; ``attrs["root"]`` is the resolved dataset folder.
+        The manifest rows (``frame``) and the resolved dataset folder (``root``).
 
     Raises:
         ReIDError: Unknown dataset or option (the message lists the valid ones); the parsers
@@ -75,4 +78,4 @@ def load_manifest(dataset: str, root: str | Path, **options: object) -> pd.DataF
     return PARSERS[dataset](root, **options)
 
 
-__all__ = ["PARSERS", "dataset_options", "load_manifest"]
+__all__ = ["PARSERS", "Manifest", "dataset_options", "load_manifest"]

@@ -19,15 +19,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
 from vlreid.datasets.layout import (
     FolderLayout,
     check_files_exist,
     finish_manifest,
     resolve_layout,
 )
-from vlreid.datasets.manifest import ReIDRecord
+from vlreid.datasets.manifest import Manifest, ReIDRecord
 from vlreid.datasets.market1501 import SPLIT_FOLDERS, parse_market_style
 from vlreid.errors import DataFileError, DatasetLayoutError, ReIDError
 
@@ -101,7 +99,7 @@ def _records_from_config(dataset_root: Path, variant: str) -> list[ReIDRecord]:
     return records
 
 
-def parse_cuhk03(root: str | Path, variant: str = "labeled") -> pd.DataFrame:
+def parse_cuhk03(root: str | Path, variant: str = "labeled") -> Manifest:
     """Parse CUHK03-NP (the new protocol of Zhong et al.).
 
     Two layouts are accepted, tried in this order:
@@ -119,7 +117,7 @@ def parse_cuhk03(root: str | Path, variant: str = "labeled") -> pd.DataFrame:
         variant: ``labeled`` (hand-drawn boxes) or ``detected`` (DPM boxes).
 
     Returns:
-        The manifest (DESIGN 3.1); ``attrs["root"]`` is the resolved dataset folder.
+        The manifest (DESIGN 3.1) with its resolved dataset folder.
 
     Raises:
         ReIDError: Unknown variant.

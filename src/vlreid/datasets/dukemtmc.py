@@ -18,9 +18,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
 from vlreid.datasets.layout import FolderLayout, resolve_layout
+from vlreid.datasets.manifest import Manifest
 from vlreid.datasets.market1501 import SPLIT_FOLDERS, parse_market_style
 
 DUKEMTMC_LAYOUT = FolderLayout(
@@ -35,7 +34,7 @@ DUKEMTMC_LAYOUT = FolderLayout(
 )
 
 
-def parse_dukemtmc(root: str | Path) -> pd.DataFrame:
+def parse_dukemtmc(root: str | Path) -> Manifest:
     """Parse DukeMTMC-reID (names ``PPPP_cC_fFFFFFFF.jpg``, cameras 1..8 -> camid 0..7).
 
     As in torchreid, every image is kept (the dataset has no junk pid); relabelling is for train
@@ -46,7 +45,7 @@ def parse_dukemtmc(root: str | Path) -> pd.DataFrame:
             ``dukemtmc-reid/DukeMTMC-reID``).
 
     Returns:
-        The manifest (DESIGN 3.1); ``attrs["root"]`` is the resolved dataset folder.
+        The manifest (DESIGN 3.1) with its resolved dataset folder.
     """
     dataset_root, _ = resolve_layout("dukemtmc", root, [DUKEMTMC_LAYOUT])
     return parse_market_style("dukemtmc", dataset_root, camera_range=(1, 8), drop_junk=False)

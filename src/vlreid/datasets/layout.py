@@ -16,9 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
-
-from vlreid.datasets.manifest import SPLITS, ReIDRecord, build_manifest
+from vlreid.datasets.manifest import SPLITS, Manifest, ReIDRecord, build_manifest
 from vlreid.errors import DataFileError, DatasetLayoutError
 
 logger = logging.getLogger(__name__)
@@ -241,15 +239,13 @@ def check_files_exist(dataset_root: Path, relpaths: Iterable[str], source: Path)
         )
 
 
-def finish_manifest(records: Sequence[ReIDRecord], dataset_root: Path) -> pd.DataFrame:
-    """The manifest of ``records``, with the resolved dataset folder in ``attrs["root"]``.
+def finish_manifest(records: Sequence[ReIDRecord], dataset_root: Path) -> Manifest:
+    """The :class:`Manifest` of ``records`` under the resolved dataset folder ``dataset_root``.
 
-    Image ``i`` is ``Path(manifest.attrs["root"]) / manifest.relpath[i]``, whichever folder the
-    user passed as root. An empty split is logged as a warning.
+    An empty split is logged as a warning.
     """
-    manifest = build_manifest(records)
-    manifest.attrs["root"] = str(dataset_root)
-    counts = manifest["split"].value_counts()
+    manifest = Manifest(build_manifest(records), Path(dataset_root))
+    counts = manifest.frame["split"].value_counts()
     for split in SPLITS:
         if counts.get(split, 0) == 0:
             logger.warning("%s: the %s split is empty", dataset_root, split)

@@ -1,14 +1,18 @@
 """The manifest: one row per image of a ReID benchmark (DESIGN 3.1).
 
-A manifest is a :class:`pandas.DataFrame` with the columns of :data:`MANIFEST_COLUMNS`. Parsers
-build a list of :class:`ReIDRecord` per split and call :func:`build_manifest`, which relabels the
-train split (contiguous 0..N-1 labels sorted by pid) and sets ``label = -1`` outside train.
+A parsed benchmark is a :class:`Manifest`: a :class:`pandas.DataFrame` with the columns of
+:data:`MANIFEST_COLUMNS` (``frame``) and the resolved dataset folder its ``relpath`` column is
+relative to (``root``). Parsers build a list of :class:`ReIDRecord` per split and call
+:func:`build_manifest`, which relabels the train split (contiguous 0..N-1 labels sorted by pid)
+and sets ``label = -1`` outside train; :func:`vlreid.datasets.layout.finish_manifest` pairs the
+frame with its root.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 
@@ -34,6 +38,30 @@ class ReIDRecord:
     camid: int
     split: str
     dataset: str
+
+
+@dataclass(frozen=True, eq=False)
+class Manifest:
+    """A parsed benchmark: its manifest rows and the folder they are relative to.
+
+    Image ``i`` is ``manifest.root / manifest.frame.relpath[i]``, whichever folder the user
+    passed (the dataset folder or a parent holding it under its archive name).
+
+    Attributes:
+        frame: One row per image, columns :data:`MANIFEST_COLUMNS` (DESIGN 3.1).
+        root: The resolved dataset folder.
+    """
+
+    frame: pd.DataFrame
+    root: Path
+
+    def __len__(self) -> int:
+        """Number of images (rows)."""
+        return len(self.frame)
+
+    def split_rows(self, split: str) -> pd.DataFrame:
+        """The rows of one split (``train``, ``query`` or ``gallery``), index reset, in order."""
+        return self.frame[self.frame["split"] == split].reset_index(drop=True)
 
 
 def build_manifest(records: Iterable[ReIDRecord]) -> pd.DataFrame:

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
 from vlreid.datasets.layout import (
     FolderLayout,
     finish_manifest,
     records_from_folder,
     resolve_layout,
 )
+from vlreid.datasets.manifest import Manifest
 
 SPLIT_FOLDERS: dict[str, str] = {
     "train": "bounding_box_train",
@@ -58,7 +57,7 @@ def parse_market_style(
     split_folders: dict[str, str] = SPLIT_FOLDERS,
     suffixes: tuple[str, ...] = (".jpg",),
     drop_junk: bool = True,
-) -> pd.DataFrame:
+) -> Manifest:
     """The manifest of a resolved Market-style folder (``PPPP_cC...`` basenames).
 
     Args:
@@ -77,7 +76,7 @@ def parse_market_style(
     return finish_manifest(records, dataset_root)
 
 
-def parse_market1501(root: str | Path) -> pd.DataFrame:
+def parse_market1501(root: str | Path) -> Manifest:
     """Parse Market-1501.
 
     Follows torchreid and CLIP-ReID: pid and camera come from the basename
@@ -90,13 +89,13 @@ def parse_market1501(root: str | Path) -> pd.DataFrame:
             ``Market-1501-v15.09.15``, ``Market-1501`` or ``market1501``.
 
     Returns:
-        The manifest (DESIGN 3.1); ``attrs["root"]`` is the resolved dataset folder.
+        The manifest (DESIGN 3.1) with its resolved dataset folder.
     """
     dataset_root, _ = resolve_layout("market1501", root, [MARKET1501_LAYOUT])
     return parse_market_style("market1501", dataset_root, camera_range=(1, 6))
 
 
-def parse_synthetic(root: str | Path) -> pd.DataFrame:
+def parse_synthetic(root: str | Path) -> Manifest:
     """Parse a dataset written by ``reid data synth --out DIR`` (Market-1501 names and rules).
 
     Args:

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
 from vlreid.datasets.layout import (
     FolderLayout,
     check_files_exist,
@@ -25,7 +23,7 @@ from vlreid.datasets.layout import (
     read_list,
     resolve_layout,
 )
-from vlreid.datasets.manifest import ReIDRecord
+from vlreid.datasets.manifest import Manifest, ReIDRecord
 from vlreid.errors import DataFileError
 
 _LISTS = "list_{train,val,query,gallery}.txt"
@@ -67,7 +65,7 @@ def _read_split(
     return rows
 
 
-def parse_msmt17(root: str | Path, train_val: bool = False) -> pd.DataFrame:
+def parse_msmt17(root: str | Path, train_val: bool = False) -> Manifest:
     """Parse MSMT17 from its official lists.
 
     The image lists (``list_train.txt``, ``list_val.txt``, ``list_query.txt``,
@@ -86,7 +84,7 @@ def parse_msmt17(root: str | Path, train_val: bool = False) -> pd.DataFrame:
             torchreid's and fast-reid's default).
 
     Returns:
-        The manifest (DESIGN 3.1); ``attrs["root"]`` is the resolved dataset folder.
+        The manifest (DESIGN 3.1) with its resolved dataset folder.
 
     Raises:
         DatasetLayoutError: No MSMT17 folder under ``root``.

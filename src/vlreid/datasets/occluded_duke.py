@@ -15,9 +15,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
 from vlreid.datasets.layout import FolderLayout, resolve_layout
+from vlreid.datasets.manifest import Manifest
 from vlreid.datasets.market1501 import SPLIT_FOLDERS, parse_market_style
 
 OCCLUDED_DUKE_LAYOUT = FolderLayout(
@@ -28,7 +27,7 @@ OCCLUDED_DUKE_LAYOUT = FolderLayout(
 )
 
 
-def parse_occluded_duke(root: str | Path) -> pd.DataFrame:
+def parse_occluded_duke(root: str | Path) -> Manifest:
     """Parse Occluded-Duke (DukeMTMC-reID names and rules, folder ``Occluded_Duke``).
 
     Args:
@@ -36,7 +35,7 @@ def parse_occluded_duke(root: str | Path) -> pd.DataFrame:
             ``dukemtmcreid/Occluded_Duke``).
 
     Returns:
-        The manifest (DESIGN 3.1); ``attrs["root"]`` is the resolved dataset folder.
+        The manifest (DESIGN 3.1) with its resolved dataset folder.
     """
     dataset_root, _ = resolve_layout("occluded_duke", root, [OCCLUDED_DUKE_LAYOUT])
     return parse_market_style("occluded_duke", dataset_root, camera_range=(1, 8), drop_junk=False)

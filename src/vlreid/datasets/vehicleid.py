@@ -18,8 +18,6 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-import pandas as pd
-
 from vlreid.datasets.layout import (
     FolderLayout,
     check_files_exist,
@@ -28,7 +26,7 @@ from vlreid.datasets.layout import (
     read_list,
     resolve_layout,
 )
-from vlreid.datasets.manifest import ReIDRecord
+from vlreid.datasets.manifest import Manifest, ReIDRecord
 from vlreid.errors import ReIDError
 
 TEST_SIZES: tuple[int, ...] = (800, 1600, 2400)
@@ -56,7 +54,7 @@ def _read_vehicle_list(dataset_root: Path, list_name: str) -> list[tuple[str, in
     return rows
 
 
-def parse_vehicleid(root: str | Path, test_size: int = 800, seed: int = 0) -> pd.DataFrame:
+def parse_vehicleid(root: str | Path, test_size: int = 800, seed: int = 0) -> Manifest:
     """Parse VehicleID with one of its standard test lists.
 
     Train is ``train_list.txt`` (all images, camid 0). The test list ``test_list_<size>.txt`` is
@@ -74,7 +72,7 @@ def parse_vehicleid(root: str | Path, test_size: int = 800, seed: int = 0) -> pd
         seed: Seed of the gallery draw.
 
     Returns:
-        The manifest (DESIGN 3.1); ``attrs["root"]`` is the resolved dataset folder.
+        The manifest (DESIGN 3.1) with its resolved dataset folder.
 
     Raises:
         ReIDError: Unknown test size.

@@ -16,9 +16,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
 from vlreid.datasets.layout import FolderLayout, resolve_layout
+from vlreid.datasets.manifest import Manifest
 from vlreid.datasets.market1501 import parse_market_style
 
 VERI776_SPLIT_FOLDERS: dict[str, str] = {
@@ -36,7 +35,7 @@ VERI776_LAYOUT = FolderLayout(
 )
 
 
-def parse_veri776(root: str | Path) -> pd.DataFrame:
+def parse_veri776(root: str | Path) -> Manifest:
     """Parse VeRi-776 (names ``VVVV_cCCC_FFFFFFFF_N.jpg``, cameras c001..c020 -> camid 0..19).
 
     Follows torchreid, fast-reid and CLIP-ReID: the official folders are used as they are, and
@@ -47,7 +46,7 @@ def parse_veri776(root: str | Path) -> pd.DataFrame:
         root: ``VeRi`` itself, or a folder holding it.
 
     Returns:
-        The manifest (DESIGN 3.1); ``attrs["root"]`` is the resolved dataset folder.
+        The manifest (DESIGN 3.1) with its resolved dataset folder.
     """
     dataset_root, _ = resolve_layout("veri776", root, [VERI776_LAYOUT])
     return parse_market_style(

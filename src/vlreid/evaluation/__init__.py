@@ -6,7 +6,7 @@
 - :mod:`vlreid.evaluation.rerank`: k-reciprocal re-ranking (Zhong et al. 2017), sparse.
 - :mod:`vlreid.evaluation.visualize`: ranked-list PNGs (query, top-K framed green / red).
 - :mod:`vlreid.evaluation.feature_file`: the ``.npz`` features file of ``reid evaluate --features``.
-- :mod:`vlreid.evaluation.report`: ``reid evaluate`` (any input source -> table / JSON, picture).
+- :mod:`vlreid.evaluation.scoring`: ``reid evaluate`` (any input source -> table / JSON, picture).
 - :mod:`vlreid.evaluation.features`: feature extraction from a model or checkpoint.
 
 Submodules are imported explicitly, so that importing the package stays cheap.

@@ -106,13 +106,13 @@ def checkpoint_features(
     from vlreid.datasets.loaders import LoaderConfig, build_eval_loader
 
     manifest = load_manifest(dataset, root, **options)
-    root = Path(manifest.attrs.get("root", root))
+    root = manifest.root
     config = LoaderConfig(
         preprocessing=model.preprocessing, num_workers=num_workers, eval_batch_size=batch_size
     )
     arrays: dict[str, np.ndarray] = {}
     for split in ("query", "gallery"):
-        rows = manifest[manifest["split"] == split].reset_index(drop=True)
+        rows = manifest.split_rows(split)
         if rows.empty:
             raise DataFileError(f"the {dataset} manifest of {root} has no {split} images")
         loader = build_eval_loader(rows, root, config)

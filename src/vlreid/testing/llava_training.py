@@ -32,9 +32,9 @@ from torch import nn
 
 from vlreid.attributes import PERSON_FIELDS
 from vlreid.captioning.llava import generate_answers, pad_to_square, padding_fill
-from vlreid.datasets.synthetic_camera import make_cameras
-from vlreid.datasets.synthetic_person import sample_person
-from vlreid.datasets.synthetic_render import PedestrianRenderer
+from vlreid.synthetic.camera import make_cameras
+from vlreid.synthetic.person import sample_person
+from vlreid.synthetic.renderer import PedestrianRenderer
 from vlreid.templates import Template, parse_answer
 
 logger = logging.getLogger(__name__)

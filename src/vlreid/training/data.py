@@ -73,8 +73,8 @@ def load_run_data(config: DataConfig) -> RunData:
 
     if not config.root:
         raise ReIDError("data.root is empty: give the dataset folder, e.g. --set data.root=DIR")
-    manifest = load_manifest(config.dataset, config.root, **dict(config.options))
-    root = Path(manifest.attrs.get("root", config.root))
+    parsed = load_manifest(config.dataset, config.root, **dict(config.options))
+    manifest, root = parsed.frame, parsed.root
     train = manifest[manifest["split"] == "train"]
     if train.empty:
         raise ReIDError(f"the {config.dataset} manifest of {root} has no training rows")

@@ -39,7 +39,7 @@ def evaluate(
     """
     from vlreid.evaluation.feature_file import EvaluationInputs
     from vlreid.evaluation.features import extract_features
-    from vlreid.evaluation.report import EvaluationOptions, evaluate_inputs
+    from vlreid.evaluation.scoring import EvaluationOptions, evaluate_inputs
 
     model.eval()
     with accelerator.autocast():

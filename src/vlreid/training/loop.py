@@ -59,7 +59,7 @@ from vlreid.training.report import (
 from vlreid.training.schedule import build_optimizer, set_learning_rates
 from vlreid.training.setup import (
     backbone_config,
-    build_method,
+    build_run_method,
     check_captions_given,
     check_resumable,
     group_learning_rates,
@@ -127,7 +127,7 @@ def train(config: RunConfig, run_dir: str | Path, max_epochs: int | None = None)
 
     set_seed(config.train.seed)  # same initialisation on every rank
     data = load_run_data(config.data)
-    method = build_method(config, backbone_config(config, data)).to(accelerator.device)
+    method = build_run_method(config, backbone_config(config, data)).to(accelerator.device)
     eval_loader, eval_indices = build_eval_shard(config, data, accelerator.num_processes, rank)
     feature_loader = build_feature_loader(config, data)
     evaluate_model = functools.partial(

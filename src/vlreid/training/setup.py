@@ -61,7 +61,7 @@ def backbone_config(config: RunConfig, data: RunData) -> BackboneConfig:
     )
 
 
-def build_method(config: RunConfig, backbone: BackboneConfig) -> torch.nn.Module:
+def build_run_method(config: RunConfig, backbone: BackboneConfig) -> torch.nn.Module:
     """The method of the run on a freshly built CLIP (pretrained weights if configured)."""
     from vlreid.training.methods import METHODS
 

@@ -37,7 +37,7 @@ def load_batch(
     return items, errors
 
 
-def caption_rows(
+def caption_into_shards(
     pending: pd.DataFrame,
     dataset_root: Path,
     captioner: Captioner,

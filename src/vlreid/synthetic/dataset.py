@@ -12,28 +12,20 @@ File names follow Market-1501 (pid on 4 digits from 0001, camera 1-based, sequen
 box index), so the ``synthetic`` parser reads the folder with the Market-1501 rules.
 
 ``attributes.parquet`` columns: ``pid`` (int64); the caption attributes
-:data:`~vlreid.datasets.synthetic_person.ATTRIBUTE_COLUMNS` (one string column per
+:data:`~vlreid.synthetic.person.ATTRIBUTE_COLUMNS` (one string column per
 :data:`vlreid.attributes.PERSON_FIELDS` key, values exactly from the vocabulary); ``split``
 (``train`` or ``test``); then the identity traits
-:data:`~vlreid.datasets.synthetic_person.TRAIT_COLUMNS` (colours as ``#rrggbb``, ``height``,
+:data:`~vlreid.synthetic.person.TRAIT_COLUMNS` (colours as ``#rrggbb``, ``height``,
 ``build``, ``pattern``...), which are not caption fields. Distractors have no row.
 
 Identities are drawn in groups that share one attribute set (``ids_per_attribute_set``), so that
 attributes alone never identify a person; traits (skin, height, build, shades, pattern, trouser
 detail, soles) do. Each identity appears in ``min_cameras`` to ``cameras`` cameras, and cameras
 differ in scene, light, scale, preferred viewpoint, occlusion and noise
-(:mod:`vlreid.datasets.synthetic_camera`). Every image is a pure function of the arguments and
+(:mod:`vlreid.synthetic.camera`). Every image is a pure function of the arguments and
 its (pid, camera, index): the output is byte-identical for the same arguments.
 
-To render images outside a dataset (for example thousands of captioned training pictures),
-use the renderer directly::
-
-    from vlreid.datasets.synthetic import PedestrianRenderer, make_cameras, sample_person
-
-    renderer, cameras = PedestrianRenderer(), make_cameras(6, seed=0)
-    rng = np.random.default_rng(0)
-    person = sample_person(rng)                               # attributes + traits
-    image = renderer.render(person, cameras[2], rng, occlude=False)   # (128, 64, 3) uint8
+To render images outside a dataset, use the renderer directly (see :mod:`vlreid.synthetic`).
 """
 
 from __future__ import annotations
@@ -50,29 +42,16 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from vlreid.datasets.synthetic_camera import CameraSpec, make_cameras
-from vlreid.datasets.synthetic_person import (
+from vlreid.errors import ReIDError
+from vlreid.synthetic.camera import CameraSpec, make_cameras
+from vlreid.synthetic.person import (
     ATTRIBUTE_COLUMNS,
     TRAIT_COLUMNS,
     PersonSpec,
     sample_attributes,
     sample_person,
 )
-from vlreid.datasets.synthetic_render import PedestrianRenderer
-from vlreid.errors import ReIDError
-
-__all__ = [
-    "ATTRIBUTES_FILE",
-    "SPLIT_FOLDERS",
-    "CameraSpec",
-    "PedestrianRenderer",
-    "PersonSpec",
-    "SyntheticSummary",
-    "make_cameras",
-    "make_identities",
-    "make_synthetic_dataset",
-    "sample_person",
-]
+from vlreid.synthetic.renderer import PedestrianRenderer
 
 logger = logging.getLogger(__name__)
 
@@ -330,7 +309,7 @@ def _write_tables(
     frame.to_parquet(temporary, index=False)
     os.replace(temporary, out / ATTRIBUTES_FILE)
     record = {
-        "generator": "vlreid.datasets.synthetic",
+        "generator": "vlreid.synthetic",
         "arguments": arguments,
         "attribute_columns": list(ATTRIBUTE_COLUMNS),
         "trait_columns": list(TRAIT_COLUMNS),

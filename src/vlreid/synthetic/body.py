@@ -1,18 +1,15 @@
 """Body proportions, arms, head and carried items of a procedural pedestrian.
 
-Used by :mod:`vlreid.datasets.synthetic_figure`; coordinates are fractions of the person's height
+Used by :mod:`vlreid.synthetic.figure`; coordinates are fractions of the person's height
 (``y`` 0 at the top of the head, 1 at the soles). Side views face the image right.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from vlreid.datasets.synthetic_person import RGB, PersonSpec, shade
-
-if TYPE_CHECKING:
-    from vlreid.datasets.synthetic_figure import Pen
+from vlreid.synthetic.pen import Pen
+from vlreid.synthetic.person import RGB, PersonSpec, shade
 
 _CANE_RGB: RGB = (72, 46, 26)
 _LIPS_RGB: RGB = (178, 58, 70)

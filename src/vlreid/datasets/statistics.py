@@ -50,9 +50,9 @@ def dataset_report(
     from vlreid.datasets import load_manifest
 
     manifest = load_manifest(dataset, root, **options)
-    statistics = split_statistics(manifest)
+    statistics = split_statistics(manifest.frame)
     if output_format == "json":
         return json.dumps(statistics, indent=2)
     settings = ", ".join(f"{name}={value}" for name, value in options.items())
-    title = f"{dataset}{f' ({settings})' if settings else ''} at {manifest.attrs['root']}"
+    title = f"{dataset}{f' ({settings})' if settings else ''} at {manifest.root}"
     return format_split_table(statistics, title)

@@ -1,7 +1,7 @@
 """The fast renderer of procedural pedestrians: one person, one camera, one image.
 
-:class:`PedestrianRenderer` draws a :class:`~vlreid.datasets.synthetic_person.PersonSpec` seen by
-a :class:`~vlreid.datasets.synthetic_camera.CameraSpec`: a random crop of the camera's scene, the
+:class:`PedestrianRenderer` draws a :class:`~vlreid.synthetic.person.PersonSpec` seen by
+a :class:`~vlreid.synthetic.camera.CameraSpec`: a random crop of the camera's scene, the
 person (PIL polygons on a canvas ``supersample`` times larger, then box-filtered down, which
 anti-aliases the edges), an optional occluder, the camera's colour cast and exposure, sensor
 noise and, for soft cameras, a loss of sharpness. Everything random comes from the ``rng``
@@ -21,10 +21,10 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-from vlreid.datasets.synthetic_camera import VIEWS, CameraSpec, paint_scene
-from vlreid.datasets.synthetic_figure import draw_person
-from vlreid.datasets.synthetic_person import PersonSpec, shade
 from vlreid.errors import ReIDError
+from vlreid.synthetic.camera import VIEWS, CameraSpec, paint_scene
+from vlreid.synthetic.figure import draw_person
+from vlreid.synthetic.person import PersonSpec, shade
 
 _SCENE_WIDTH_FACTOR = 4
 """A camera's painted scene is this many crops wide; images take random crops of it."""

@@ -4,7 +4,7 @@ Each :class:`CameraSpec` fixes a textured scene (brick wall, shop windows, park 
 station, street front, office corridor, with camera-specific colours), a colour cast and exposure
 (moderate, so that colour words stay correct), the scale of people in the frame, a preferred
 viewpoint, an occluder kind with its probability, image noise and sharpness. The renderer
-(:mod:`vlreid.datasets.synthetic_render`) paints :func:`paint_scene` once per camera and size.
+(:mod:`vlreid.synthetic.renderer`) paints :func:`paint_scene` once per camera and size.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from vlreid.datasets.synthetic_person import RGB
+from vlreid.synthetic.person import RGB
 
 SCENES: tuple[str, ...] = ("brick", "storefront", "park", "station", "street", "office")
 """Background kinds; camera ``i`` uses ``SCENES[i % len(SCENES)]``."""

@@ -1,20 +1,16 @@
 """Garments of a procedural pedestrian: legs with the lower garment and shoes, the upper garment.
 
-Used by :mod:`vlreid.datasets.synthetic_figure`; coordinates are fractions of the person's height
+Used by :mod:`vlreid.synthetic.figure`; coordinates are fractions of the person's height
 (``y`` 0 at the top of the head, 1 at the soles). Side views face the image right.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
-from vlreid.datasets.synthetic_body import Body
-from vlreid.datasets.synthetic_person import RGB, PersonSpec, shade
-
-if TYPE_CHECKING:
-    from vlreid.datasets.synthetic_figure import Pen
+from vlreid.synthetic.body import Body
+from vlreid.synthetic.pen import Pen
+from vlreid.synthetic.person import RGB, PersonSpec, shade
 
 
 def _shorts_y(body: Body) -> float:
