@@ -82,7 +82,7 @@ def test_load_model_gives_the_features_of_the_trained_model(run: dict[str, Path]
     config = load_config(run["config"])
     data = load_run_data(config.data)
     method = build_run_method(config, backbone_config(config, data))
-    method.load_state_dict(torch.load(run["run"] / STATE_FILE, weights_only=False)["method"])
+    method.load_state_dict(torch.load(run["run"] / STATE_FILE, weights_only=True)["method"])
     trained = method.model.eval()
     batch = next(iter(build_eval_shard(config, data)[0]))
 

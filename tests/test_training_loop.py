@@ -36,7 +36,7 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def run_state(run_dir: Path) -> dict:
-    return torch.load(run_dir / STATE_FILE, weights_only=False)
+    return torch.load(run_dir / STATE_FILE, weights_only=True)
 
 
 def assert_same_tensors(first: dict[str, torch.Tensor], second: dict[str, torch.Tensor]) -> None:

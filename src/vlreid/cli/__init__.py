@@ -6,7 +6,7 @@ without a traceback, and exit with status 2. Heavy libraries are imported inside
 so that ``reid --help`` stays fast.
 """
 
-from vlreid.cli import captions, data, evaluate, train  # noqa: E402,F401  (register commands)
+from vlreid.cli import captions, data, evaluate, export, train  # noqa: E402,F401  (register commands)
 from vlreid.cli._app import app, console, error_console
 
 __all__ = ["app", "console", "error_console", "main"]

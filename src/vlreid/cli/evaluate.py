@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from vlreid.cli._app import app, console
+from vlreid.cli._app import app, console, error_console
 from vlreid.errors import ReIDError
 
 # reid evaluate (src/vlreid/evaluation/scoring.py; metrics.py, rerank.py, visualize.py) ------------
@@ -90,10 +90,21 @@ def evaluate(
     device: Annotated[
         str | None, typer.Option(help='Torch device, e.g. "cuda:0" (default: CPU).')
     ] = None,
+    expect: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="NAME=VALUE:TOLERANCE, e.g. mAP=0.552:0.01 (NAME: mAP, rank1, rank5, rank10, "
+            "mINP; fractions). Repeatable. Exit with status 1 when a figure is outside its range.",
+        ),
+    ] = None,
 ) -> None:
     """Market-protocol mAP, CMC (R1, R5, R10) and mINP of query features against the gallery."""
+    from vlreid.evaluation.expect import failed_expectations, parse_expectation
     from vlreid.evaluation.feature_file import load_feature_file
     from vlreid.evaluation.scoring import EvaluationOptions, evaluate_inputs, format_report
+
+    expectations = [parse_expectation(text) for text in expect or []]
+    provenance = None
 
     if (features is None) == (checkpoint is None):
         raise ReIDError(
@@ -102,10 +113,13 @@ def evaluate(
         )
     if checkpoint is not None:
         from vlreid.evaluation.features import checkpoint_inputs
+        from vlreid.model.folder import resolve_weights
+        from vlreid.model.weights import checkpoint_provenance, read_metadata
 
         if dataset is None or root is None:
             raise ReIDError("--checkpoint needs --dataset NAME and --root DIR")
         inputs = checkpoint_inputs(checkpoint, dataset, root, device, batch_size, workers)
+        provenance = checkpoint_provenance(read_metadata(resolve_weights(checkpoint)))
     else:
         inputs = load_feature_file(features)
     options = EvaluationOptions(
@@ -121,7 +135,18 @@ def evaluate(
         image_root=root,
         device=device,
     )
-    typer.echo(format_report(evaluate_inputs(inputs, options), output_format))
+    report = evaluate_inputs(inputs, options)
+    typer.echo(format_report(report, output_format, provenance))
+    if expectations:
+        summary = report.result.summary()
+        failed = failed_expectations(summary, expectations)
+        if failed:
+            line = f"expect failed: {'; '.join(failed)}"
+            error_console.print(line, highlight=False, soft_wrap=True)
+            raise typer.Exit(code=1)
+        lines = [expectation.describe(summary[expectation.name]) for expectation in expectations]
+        line = f"expect ok: {'; '.join(lines)}"
+        error_console.print(line, highlight=False, soft_wrap=True)
 
 
 @app.command("extract")

@@ -184,20 +184,27 @@ def _labels(inputs: EvaluationInputs) -> tuple[np.ndarray, ...]:
     return inputs.query_pids, inputs.query_camids, inputs.gallery_pids, inputs.gallery_camids
 
 
-def format_report(report: EvaluationReport, output_format: str = "table") -> str:
+def format_report(
+    report: EvaluationReport,
+    output_format: str = "table",
+    provenance: dict[str, object] | None = None,
+) -> str:
     """The report as a text table or as JSON.
 
     Args:
         report: What :func:`evaluate_inputs` returned.
-        output_format: ``table`` or ``json`` (exactly
-            ``{"mAP": ..., "rank1": ..., "rank5": ..., "rank10": ..., "mINP": ...}``).
+        output_format: ``table`` or ``json``:
+            ``{"mAP": ..., "rank1": ..., "rank5": ..., "rank10": ..., "mINP": ...}``, plus
+            ``"provenance"`` when ``provenance`` is given.
+        provenance: The checkpoint's provenance fields (``digest``, ``git_commit``, ...;
+            :func:`vlreid.model.weights.checkpoint_provenance`), or None.
 
     Raises:
         ReIDError: Unknown format.
     """
     summary = report.result.summary()
     if output_format == "json":
-        return json.dumps(summary)
+        return json.dumps({**summary, "provenance": provenance} if provenance else summary)
     if output_format != "table":
         raise ReIDError(
             f"unknown format {output_format!r}; expected one of {', '.join(OUTPUT_FORMATS)}"
@@ -213,4 +220,8 @@ def format_report(report: EvaluationReport, output_format: str = "table") -> str
     ]
     if report.picture is not None:
         lines += ["", f"ranked lists: {report.picture}"]
+    if provenance:
+        digest, commit = provenance.get("digest"), provenance.get("git_commit")
+        dirty = " (dirty)" if provenance.get("git_dirty") else ""
+        lines += ["", f"provenance {str(digest)[:12]}: commit {commit}{dirty}"]
     return "\n".join(lines)

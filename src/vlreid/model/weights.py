@@ -32,8 +32,10 @@ from torch import nn
 from vlreid.datasets.transforms import Preprocessing, build_eval_transform
 from vlreid.errors import DataFileError
 from vlreid.model.backbone import BackboneConfig, ReIDModel
+from vlreid.model.folder import WEIGHTS_NAME as WEIGHTS_FILE
+from vlreid.model.folder import check_folder_config, resolve_weights
 
-WEIGHTS_FILE = "model.safetensors"
+PROVENANCE_PREFIX = "reid.provenance"
 CLASSIFIER_PREFIXES: tuple[str, ...] = ("classifier.", "classifier_projected.")
 
 
@@ -162,16 +164,25 @@ class InferenceModel(nn.Module):
 
 
 def load_model(path: str | Path, device: torch.device | str = "cpu") -> InferenceModel:
-    """Load ``model.safetensors`` for inference (strictly: every weight, nothing else).
+    """Load a model for inference (strictly: every weight, nothing else).
+
+    Args:
+        path: A ``model.safetensors``, a model folder holding one (``reid export --format
+            folder``), or a Hugging Face Hub repo ``owner/name[@revision]`` of that layout
+            (downloaded with ``huggingface_hub``; ``HF_HUB_OFFLINE=1`` uses the cache only).
+        device: Where to put the weights.
 
     Raises:
-        DataFileError: Missing file, missing metadata, or weights that do not match the
-            architecture in the metadata.
+        DataFileError: Missing file, folder or repo, missing metadata, a ``config.json`` that
+            disagrees with the weights, or weights that do not match the architecture in the
+            metadata.
     """
     from safetensors.torch import load_file
 
-    path = Path(path)
+    path = resolve_weights(path)
     metadata = read_metadata(path)
+    if path.name == WEIGHTS_FILE:
+        check_folder_config(path.parent, metadata)
     try:
         backbone = BackboneConfig.from_dict(json.loads(metadata["reid.backbone"]))
         preprocessing = Preprocessing.from_dict(json.loads(metadata["reid.preprocessing"]))
@@ -183,3 +194,20 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> Inferenc
     except RuntimeError as error:
         raise DataFileError(f"weights of {path} do not match its architecture: {error}") from error
     return InferenceModel(model.to(device), preprocessing, metadata)
+
+
+def checkpoint_provenance(metadata: dict[str, str]) -> dict[str, object]:
+    """The ``reid.provenance.*`` fields of checkpoint metadata (each stored as JSON), decoded:
+    ``digest``, ``git_commit``, ``source_sha256``, ...; empty for a checkpoint without them.
+
+    Raises:
+        DataFileError: A field that is not JSON.
+    """
+    fields: dict[str, object] = {}
+    for key, value in sorted(metadata.items()):
+        if key.startswith(f"{PROVENANCE_PREFIX}."):
+            try:
+                fields[key[len(PROVENANCE_PREFIX) + 1 :]] = json.loads(value)
+            except ValueError as error:
+                raise DataFileError(f"checkpoint metadata {key} is not JSON: {value!r}") from error
+    return fields

@@ -1,7 +1,10 @@
 """Resume state of a training run (``state.pt``): optimizer, scheduler, position, RNG.
 
 ``state.pt`` (``torch.save``) holds everything a resume needs; it is written to a temporary name
-and moved into place with ``os.replace``, so an existing file is always whole. The inference
+and moved into place with ``os.replace``, so an existing file is always whole. It holds tensors
+and plain containers (dict, list, tuple, str, int, float, bool, None) only, so that it loads with
+``torch.load(path, weights_only=True)``, PyTorch's default since 2.6: NumPy's random state (whose
+key is an ``ndarray``) is stored as a tensor; Python's is a tuple of ints already. The inference
 weights (``model.safetensors``) are the model's file format: :mod:`vlreid.model.weights`.
 """
 
@@ -21,10 +24,21 @@ STATE_FILE = "state.pt"
 
 
 def capture_rng_state() -> dict[str, Any]:
-    """The global random states of Python, NumPy, torch (CPU and CUDA)."""
+    """The global random states of Python, NumPy, torch (CPU and CUDA), as plain values.
+
+    NumPy's legacy state ``(name, keys: uint32 ndarray (624,), pos, has_gauss, cached_gaussian)``
+    becomes a dict with the keys as an int64 tensor (``weights_only`` refuses ndarrays).
+    """
+    name, keys, position, has_gauss, cached_gaussian = np.random.get_state(legacy=True)
     state: dict[str, Any] = {
         "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "numpy": {
+            "name": str(name),
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(position),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached_gaussian),
+        },
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -35,7 +49,17 @@ def capture_rng_state() -> dict[str, Any]:
 def restore_rng_state(state: dict[str, Any]) -> None:
     """Inverse of :func:`capture_rng_state`."""
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    numpy_state = state["numpy"]
+    keys = numpy_state["keys"].numpy().astype(np.uint32)
+    np.random.set_state(
+        (
+            numpy_state["name"],
+            keys,
+            numpy_state["pos"],
+            numpy_state["has_gauss"],
+            numpy_state["cached_gaussian"],
+        )
+    )
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -50,12 +74,15 @@ def save_training_state(path: str | Path, state: dict[str, Any]) -> None:
 
 
 def load_training_state(path: str | Path) -> dict[str, Any]:
-    """Read a ``state.pt`` written by :func:`save_training_state` (a trusted, local file).
+    """Read a ``state.pt`` written by :func:`save_training_state` (``weights_only=True``).
 
     Raises:
-        DataFileError: The file cannot be read.
+        DataFileError: The file cannot be read, or holds objects other than tensors and plain
+            containers (a ``state.pt`` of an older version, or not ours).
     """
+    import pickle
+
     try:
-        return torch.load(Path(path), map_location="cpu", weights_only=False)
-    except (OSError, RuntimeError, EOFError) as error:
+        return torch.load(Path(path), map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as error:
         raise DataFileError(f"cannot read the resume state {path}: {error}") from error

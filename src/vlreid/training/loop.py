@@ -48,6 +48,7 @@ from vlreid.training.data import (
     set_loader_epoch,
 )
 from vlreid.training.distributed import evaluate, mean_across_processes
+from vlreid.training.provenance import record_provenance
 from vlreid.training.report import (
     CURVES_FILE,
     METRICS_FILE,
@@ -127,6 +128,7 @@ def train(config: RunConfig, run_dir: str | Path, max_epochs: int | None = None)
 
     set_seed(config.train.seed)  # same initialisation on every rank
     data = load_run_data(config.data)
+    provenance = record_provenance(run_dir, config, data, accelerator)  # rank 0 writes the file
     method = build_run_method(config, backbone_config(config, data)).to(accelerator.device)
     eval_loader, eval_indices = build_eval_shard(config, data, accelerator.num_processes, rank)
     feature_loader = build_feature_loader(config, data)
@@ -220,6 +222,7 @@ def train(config: RunConfig, run_dir: str | Path, max_epochs: int | None = None)
                         plot_curves(read_metrics(run_dir / METRICS_FILE), run_dir / CURVES_FILE)
                     position = {"epoch": epoch, "stage": stage, "stage_index": stage_index}
                     extra = {f"reid.{key}": str(value) for key, value in position.items()}
+                    extra.update(provenance)
                     save_inference_weights(
                         run_dir / WEIGHTS_FILE,
                         method.model,
