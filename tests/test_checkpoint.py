@@ -134,6 +134,8 @@ def test_evaluate_checkpoint_matches_the_last_training_evaluation(run: dict[str,
     )  # fmt: skip
     scores = json.loads(output)
     last = read_metrics(run["run"] / "metrics.jsonl")[-1]
+    digest = json.loads((run["run"] / "provenance.json").read_text())["digest"]
+    assert scores.pop("provenance")["digest"] == digest  # the checkpoint's, see test_provenance
     assert scores.keys() == {"mAP", "rank1", "rank5", "rank10", "mINP"}
     for key, value in scores.items():
         assert value == pytest.approx(last[key], abs=1e-6)

@@ -165,6 +165,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = OPSET) -> 
     # (aten::_native_multi_head_attention), which has no ONNX symbolic.
     with warnings.catch_warnings(), torch.enable_grad():
         warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript-based exporter
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # shape checks in attention
         torch.onnx.export(
             ImageEncoder(model),
             example,

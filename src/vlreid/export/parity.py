@@ -185,7 +185,7 @@ def check_parity(
         own = model.preprocess(images).cpu().numpy()
         preprocessing_diff = max(preprocessing_diff, float(np.abs(inputs - own).max()))
         with torch.no_grad():
-            torch_camids = torch.from_numpy(cams) if model.uses_camids else None
+            torch_camids = torch.tensor(cams) if model.uses_camids else None
             torch_parts.append(model(images, torch_camids).float().cpu().numpy())
         onnx_parts.append(run_onnx(inputs, cams))
         if start == 0:
