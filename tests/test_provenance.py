@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from safetensors import safe_open
@@ -56,8 +57,10 @@ def test_provenance_json_records_code_versions_hardware_and_data(run: Path) -> N
         size = (root / row.relpath).stat().st_size
         digest.update(f"{row.split}\t{row.relpath}\t{row.pid}\t{row.camid}\t{size}\n".encode())
     assert data["manifest_sha256"] == digest.hexdigest() and data["manifest_rows"] == 40
-    shard = run.parent / "captions" / "part-00000.parquet"
-    expected = hashlib.sha256(b"part-00000.parquet\0" + hashlib.sha256(shard.read_bytes()).digest())
+    shard = pd.read_parquet(run.parent / "captions" / "part-00000.parquet")
+    expected = hashlib.sha256(b"part-00000.parquet\0")
+    for row in shard.itertuples():
+        expected.update(json.dumps([row.relpath, row.caption]).encode() + b"\n")
     assert data["captions_sha256"] == expected.hexdigest() and data["caption_files"] == 1
 
     unhashed = {key: value for key, value in record.items() if key not in ("digest", "command")}
@@ -86,11 +89,15 @@ def test_digests_change_with_the_source_and_the_data(tmp_path: Path) -> None:
 
     shards = tmp_path / "captions"
     shards.mkdir()
-    (shards / "part-00000.parquet").write_bytes(b"a")
+    rows = pd.DataFrame({"relpath": ["a.jpg", "b.jpg"], "caption": ["A man.", "A woman."]})
+    rows.to_parquet(shards / "part-00000.parquet")
     (shards / "_manifest.json").write_text("{}")  # not read by caption readers: not hashed
-    first = provenance.files_sha256(provenance.caption_files(shards))
-    (shards / "part-00001.parquet").write_bytes(b"b")
-    assert provenance.files_sha256(provenance.caption_files(shards)) != first
+    first = provenance.captions_sha256(provenance.caption_files(shards))
+    rows.attrs["root"] = "/elsewhere"  # other writer metadata, same captions: same digest
+    rows.to_parquet(shards / "part-00000.parquet")
+    assert provenance.captions_sha256(provenance.caption_files(shards)) == first
+    rows.assign(caption=["A man.", "A child."]).to_parquet(shards / "part-00000.parquet")
+    assert provenance.captions_sha256(provenance.caption_files(shards)) != first
 
 
 def test_weights_metadata_and_evaluate_json_carry_the_provenance(run: Path) -> None:

@@ -9,7 +9,8 @@
 - ``hardware``: device (and GPU name), world size, resolved mixed precision;
 - ``training``: seed and effective batch (``data.batch_size`` x processes x accumulation steps);
 - ``data``: a sha256 over the manifest rows (split, relpath, pid, camid, file size, in manifest
-  order) and one over the caption shards read (file names and bytes), with their counts.
+  order) and one over the captions read (shard names, then ``relpath`` and ``caption`` of every
+  row, in order), with their counts.
 
 ``command`` is the command line of the process (``reid train CONFIG --run-dir ...``).
 ``digest`` is the sha256 of the canonical JSON of everything else but the data paths and the
@@ -142,11 +143,30 @@ def caption_files(folder: Path) -> list[Path]:
     )
 
 
-def files_sha256(paths: Iterable[Path]) -> str:
-    """sha256 over ``name, NUL, sha256(content)`` of each file, in the given order."""
+def captions_sha256(paths: Iterable[Path]) -> str:
+    """sha256 over the captions that training reads: for each shard (in the given order) its
+    name, then one JSON line ``[relpath, caption]`` per row, in file order.
+
+    The Parquet bytes are not hashed: they carry writer metadata (pandas ``attrs`` with the
+    dataset root, library versions) that differs between two copies of the same captions.
+
+    Raises:
+        DataFileError: A shard that cannot be read or lacks ``relpath``/``caption``.
+    """
+    import pyarrow.parquet as pq
+
+    from vlreid.errors import DataFileError
+
     digest = hashlib.sha256()
     for path in paths:
-        digest.update(path.name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+        try:
+            table = pq.read_table(path, columns=["relpath", "caption"])
+        except (OSError, KeyError, ValueError) as error:
+            raise DataFileError(f"cannot read the caption shard {path}: {error}") from error
+        digest.update(path.name.encode() + b"\0")
+        columns = (table.column("relpath").to_pylist(), table.column("caption").to_pylist())
+        for relpath, caption in zip(*columns, strict=True):
+            digest.update(json.dumps([relpath, caption]).encode() + b"\n")
     return digest.hexdigest()
 
 
@@ -204,7 +224,7 @@ def collect_provenance(
             "manifest_sha256": manifest_sha256(manifest, Path(root)),
             "captions": str(captions) if captions is not None else None,
             "caption_files": len(shards),
-            "captions_sha256": files_sha256(shards) if captions is not None else None,
+            "captions_sha256": captions_sha256(shards) if captions is not None else None,
         },
     }
     paths = {"root", "captions"}  # where the data lies, and how the run was started, are
