@@ -8,6 +8,8 @@ training, captioning, transformers or the synthetic renderer.
 - :mod:`vlreid.model.vision`: the changes to open_clip's towers (stride, positional grids).
 - :mod:`vlreid.model.weights`: ``model.safetensors`` (weights + metadata) and
   :class:`InferenceModel`.
+- :mod:`vlreid.model.folder`: model folders (``config.json`` + weights + card) and Hub repos,
+  which :func:`load_model` also loads.
 """
 
 from __future__ import annotations
