@@ -20,10 +20,16 @@ from typer.testing import CliRunner
 from tiny_runs import make_tiny_dataset, tiny_config
 from vlreid.cli import app
 from vlreid.datasets import load_manifest
+from vlreid.errors import DataFileError
 from vlreid.evaluation.feature_file import save_feature_file
 from vlreid.model import WEIGHTS_FILE
 from vlreid.training import provenance
-from vlreid.training.checkpoint import STATE_FILE, capture_rng_state, restore_rng_state
+from vlreid.training.checkpoint import (
+    STATE_FILE,
+    capture_rng_state,
+    load_training_state,
+    restore_rng_state,
+)
 from vlreid.training.loop import train
 
 torch.set_num_threads(1)
@@ -134,6 +140,13 @@ def test_state_pt_loads_with_weights_only(run: Path) -> None:
     assert state["epoch"] == 1 and "state" in state["optimizer"]
     numpy_state = state["rng"][0]["numpy"]
     assert isinstance(numpy_state["keys"], torch.Tensor) and numpy_state["keys"].shape == (624,)
+
+
+def test_a_pickled_state_is_refused_in_one_line(tmp_path: Path) -> None:
+    torch.save({"rng": np.random.get_state()}, tmp_path / STATE_FILE)  # an ndarray: not allowed
+    with pytest.raises(DataFileError, match="does not load with weights_only=True") as caught:
+        load_training_state(tmp_path / STATE_FILE)
+    assert "\n" not in str(caught.value) and str(tmp_path / STATE_FILE) in str(caught.value)
 
 
 def test_random_states_round_trip_through_a_weights_only_file(tmp_path: Path) -> None:

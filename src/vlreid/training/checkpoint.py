@@ -84,5 +84,12 @@ def load_training_state(path: str | Path) -> dict[str, Any]:
 
     try:
         return torch.load(Path(path), map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as error:
+    except pickle.UnpicklingError as error:  # torch's message is many lines: keep the first
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else "refused"
+        raise DataFileError(
+            f"the resume state {path} holds more than tensors and plain containers, so it does "
+            f"not load with weights_only=True ({reason}): written by an older vlreid or another "
+            "tool; resume with the version that wrote it, or start a new --run-dir"
+        ) from error
+    except (OSError, RuntimeError, EOFError) as error:
         raise DataFileError(f"cannot read the resume state {path}: {error}") from error
