@@ -46,7 +46,7 @@ def tiny_checkpoint(path: Path, sie_cameras: int = 0) -> Path:
 
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from vlreid.datasets.synthetic import make_synthetic_dataset
+    from vlreid.synthetic import make_synthetic_dataset
 
     root = tmp_path_factory.mktemp("synthetic") / "data"
     make_synthetic_dataset(root, ids=8, cameras=2, seed=0, images_per_camera=2, height=96, width=48)

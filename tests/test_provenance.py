@@ -57,7 +57,7 @@ def test_provenance_json_records_code_versions_hardware_and_data(run: Path) -> N
     assert record["code"]["source_sha256"] == provenance.source_sha256()
 
     # the manifest digest, recomputed naively: split, relpath, pid, camid, file size, in order
-    manifest = load_manifest("synthetic", root)
+    manifest = load_manifest("synthetic", root).frame
     digest = hashlib.sha256()
     for row in manifest.itertuples():
         size = (root / row.relpath).stat().st_size

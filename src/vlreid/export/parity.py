@@ -111,10 +111,10 @@ def query_images(
     from vlreid.datasets import load_manifest
 
     manifest = load_manifest(dataset, root)
-    base = Path(manifest.attrs.get("root", root))
-    rows = manifest[manifest["split"] == "query"].head(limit)
+    rows = manifest.split_rows("query").head(limit)
     if rows.empty:
-        raise DataFileError(f"the {dataset} manifest of {base} has no query images")
+        raise DataFileError(f"the {dataset} manifest of {manifest.root} has no query images")
+    base = manifest.root
     return [base / path for path in rows["relpath"]], rows["camid"].to_numpy(np.int64)
 
 
