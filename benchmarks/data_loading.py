@@ -30,9 +30,9 @@ import pandas as pd
 import torch
 from PIL import Image
 
+from vlreid.config import DataConfig
 from vlreid.datasets.cache import read_image
 from vlreid.datasets.load_check import run_train_epochs
-from vlreid.datasets.loaders import LoaderConfig
 from vlreid.datasets.manifest import ReIDRecord, build_manifest
 from vlreid.datasets.transforms import Preprocessing, build_train_transform
 
@@ -85,9 +85,9 @@ def time_per_image(paths: list[Path], work: object) -> float:
     return len(paths) / (time.perf_counter() - start)
 
 
-def time_loader(manifest: pd.DataFrame, root: Path, config: LoaderConfig, epochs: int) -> tuple:
+def time_loader(manifest: pd.DataFrame, root: Path, data: DataConfig, epochs: int) -> tuple:
     """Images/s of the training loader and its setup seconds, as ``reid data load`` measures."""
-    result = run_train_epochs(manifest, root, config, epochs=epochs, progress=False)
+    result = run_train_epochs(manifest, root, data, Preprocessing.clip(), 0, epochs, progress=False)
     return result.images_per_second, result.setup_seconds
 
 
@@ -127,13 +127,13 @@ def main() -> None:
         ]
         for cache in (None, "memory"):
             for workers in arguments.workers:
-                config = LoaderConfig(
+                data = DataConfig(
                     batch_size=arguments.batch_size,
                     num_instances=arguments.num_instances,
                     num_workers=workers,
                     cache=cache,
                 )
-                rate, setup = time_loader(manifest, root, config, arguments.epochs)
+                rate, setup = time_loader(manifest, root, data, arguments.epochs)
                 note = f"cache built in {setup:.2f} s" if cache else ""
                 rows.append((f"train loader, cache={cache}, workers={workers}", rate, note))
 

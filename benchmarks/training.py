@@ -31,7 +31,7 @@ from vlreid.training.data import (
     set_loader_epoch,
 )
 from vlreid.training.schedule import build_optimizer
-from vlreid.training.setup import backbone_config, build_run_method
+from vlreid.training.setup import build_run_method
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 METHODS = ("baseline", "clip-reid", "svll", "scgi")
@@ -64,26 +64,26 @@ class Trainer:
         config = load_config(CONFIGS / f"synthetic_{method_name}.toml", overrides)
         torch.manual_seed(0)
         run_data = load_run_data(config.data)
-        self.method = build_run_method(config, backbone_config(config, run_data))
+        self.method = build_run_method(config, run_data)
         self.stages = {}
         self.feature_loader = build_feature_loader(config, run_data)
-        for stage in config.stage_names():
-            stage_config = config.stages[stage]
+        for stage in self.method.stages:
+            stage_config = config.stages[stage.name]
             loader = build_stage_loader(config, stage_config, run_data)
             set_loader_epoch(loader, 1)
             batches = [batch for _, batch in zip(range(steps), loader, strict=False)]
-            self.method.prepare_stage(stage, self.feature_loader)
-            optimizer = build_optimizer(stage_config, self.method.param_groups(stage))
-            self.stages[stage] = (optimizer, batches)
+            stage.prepare(self.feature_loader)
+            optimizer = build_optimizer(stage_config, stage.param_groups())
+            self.stages[stage.name] = (stage, optimizer, batches)
         self.config = config
 
-    def images_per_second(self, stage: str) -> float:
-        optimizer, batches = self.stages[stage]
-        self.method.prepare_stage(stage, self.feature_loader)  # trainable split of the stage
+    def images_per_second(self, stage_name: str) -> float:
+        stage, optimizer, batches = self.stages[stage_name]
+        stage.prepare(self.feature_loader)  # trainable split of the stage
         self.method.train()
         started = time.perf_counter()
         for batch in batches:
-            output = self.method(batch, stage)
+            output = stage(batch)
             output.loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)

@@ -13,8 +13,9 @@ import torch
 import torch.nn.functional as F
 
 from vlreid.errors import ReIDError
-from vlreid.model.backbone import BackboneConfig, ReIDModel, build_clip, build_reid_model
+from vlreid.model.backbone import ReIDModel, build_clip, build_reid_model
 from vlreid.model.vision import attention_pool_tokens, resize_positional_embedding
+from vlreid.model_config import ModelConfig
 from vlreid.testing.clip import build_tiny_clip, tiny_clip_config
 
 torch.set_num_threads(1)
@@ -63,7 +64,7 @@ def test_vit_grid_for_patch_stride(stride: int, grid: tuple[int, int]) -> None:
     options |= {"patch_size": 16, "image_size": (224, 224)}
     architecture = tiny_clip_config(**options)
     clip_model = build_tiny_clip(**options)
-    config = BackboneConfig(clip_config=architecture, image_size=(256, 128), stride=stride)
+    config = ModelConfig(clip_config=architecture, image_size=(256, 128), stride=stride)
     model = build_reid_model(config, clip_model)
     assert model.grid_size == grid
     assert model.visual.conv1.stride == (stride, stride)
@@ -78,7 +79,7 @@ def test_vit_grid_for_patch_stride(stride: int, grid: tuple[int, int]) -> None:
 
 def test_same_grid_reproduces_clip_image_features() -> None:
     clip_model = build_tiny_clip(**TINY_VIT)
-    config = BackboneConfig(clip_config=tiny_clip_config(**TINY_VIT), image_size=(32, 16))
+    config = ModelConfig(clip_config=tiny_clip_config(**TINY_VIT), image_size=(32, 16))
     model = build_reid_model(config, clip_model)
     images = torch.randn(3, 3, 32, 16)
     with torch.no_grad():
@@ -91,10 +92,10 @@ def test_sie_changes_features_per_camera_only_when_enabled() -> None:
     images = torch.randn(2, 3, 32, 16).repeat(2, 1, 1, 1)
     camids = torch.tensor([0, 0, 2, 2])
     with_sie = build_reid_model(
-        BackboneConfig(clip_config=architecture, image_size=(32, 16), sie_cameras=3), clip_model
+        ModelConfig(clip_config=architecture, image_size=(32, 16), sie_cameras=3), clip_model
     ).eval()
     without_sie = build_reid_model(
-        BackboneConfig(clip_config=architecture, image_size=(32, 16)), clip_model
+        ModelConfig(clip_config=architecture, image_size=(32, 16)), clip_model
     ).eval()
     with torch.no_grad():
         features = with_sie(images, camids)
@@ -108,7 +109,7 @@ def test_sie_changes_features_per_camera_only_when_enabled() -> None:
 
 
 def test_inference_feature_is_normalised_concat_of_pre_bn_features() -> None:
-    config = BackboneConfig(
+    config = ModelConfig(
         clip_config=tiny_clip_config(**TINY_VIT), image_size=(32, 16), num_classes=5
     )
     model = ReIDModel(config).eval()
@@ -126,7 +127,7 @@ def test_inference_feature_is_normalised_concat_of_pre_bn_features() -> None:
 
 
 def test_vit_b16_stride12_sie_gives_1280_features() -> None:
-    model = ReIDModel(BackboneConfig(stride=12, sie_cameras=6)).eval()
+    model = ReIDModel(ModelConfig(stride=12, sie_cameras=6)).eval()
     assert model.grid_size == (21, 10)
     assert model.visual.positional_embedding.shape == (211, 768)
     with torch.no_grad():
@@ -136,7 +137,7 @@ def test_vit_b16_stride12_sie_gives_1280_features() -> None:
 
 def test_resnet_last_stride_one_and_attention_pool() -> None:
     clip_model = build_tiny_clip(**TINY_RESNET)
-    config = BackboneConfig(
+    config = ModelConfig(
         clip_config=tiny_clip_config(**TINY_RESNET), image_size=(64, 32), num_classes=3
     )
     model = build_reid_model(config, clip_model).eval()
@@ -155,27 +156,54 @@ def test_resnet_last_stride_one_and_attention_pool() -> None:
     assert output.penultimate.shape == (2, 128) and output.final.shape == (2, 256)
     assert output.projected.shape == (2, 32) and output.tokens.shape == (2, 8, 32)
     assert features.shape == (2, 256 + 32)
-    rn50 = ReIDModel(BackboneConfig(clip_model="RN50"))
+    rn50 = ReIDModel(ModelConfig(clip_model="RN50"))
     assert rn50.grid_size == (16, 8) and rn50.feature_dim == 2048 + 1024
 
 
 def test_config_json_round_trip_and_errors(tmp_path) -> None:
-    config = BackboneConfig(
+    config = ModelConfig(
         clip_config=tiny_clip_config(**TINY_VIT), image_size=(32, 16), stride=6, sie_cameras=2
     )
-    restored = BackboneConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+    restored = ModelConfig.from_dict(json.loads(json.dumps(config.to_dict())))
     assert restored == config
     with pytest.raises(ReIDError, match="valid options"):
-        BackboneConfig.from_dict({**config.to_dict(), "strides": 12})
+        ModelConfig.from_dict({**config.to_dict(), "strides": 12})
     with pytest.raises(ReIDError, match="unknown open_clip model"):
-        ReIDModel(BackboneConfig(clip_model="ViT-X-99"))
+        ReIDModel(ModelConfig(clip_model="ViT-X-99"))
+
+
+def test_backbone_json_of_older_checkpoints_still_loads() -> None:
+    """``reid.backbone`` as every model.safetensors so far wrote it (BackboneConfig.to_dict)."""
+    saved = {
+        "clip_model": "ViT-B-16",
+        "clip_config": tiny_clip_config(**TINY_VIT),
+        "pretrained": None,
+        "quick_gelu": True,
+        "image_size": [32, 16],
+        "stride": 6,
+        "sie_cameras": 2,
+        "sie_coefficient": 1.0,
+        "num_classes": 0,
+    }
+    config = ModelConfig.from_dict(json.loads(json.dumps(saved)))
+    assert (config.image_size, config.stride, config.sie_cameras, config.sie) == (
+        (32, 16),
+        6,
+        2,
+        True,
+    )
+    assert config.to_dict() == json.loads(json.dumps(saved))  # the same keys, in the same order
+    assert list(config.to_dict()) == list(saved)
+    assert ReIDModel(config).sie_embedding.shape == (2, 32)
+    with pytest.raises(ReIDError, match="number of cameras"):
+        ReIDModel(ModelConfig(clip_config=saved["clip_config"], image_size=(32, 16), sie=True))
 
 
 def test_pretrained_file_loads_into_clip_and_model(tmp_path) -> None:
     clip_model = build_tiny_clip(seed=3, **TINY_VIT)
     path = tmp_path / "tiny.pt"
     torch.save(clip_model.state_dict(), path)
-    config = BackboneConfig(
+    config = ModelConfig(
         clip_config=tiny_clip_config(**TINY_VIT), image_size=(32, 16), pretrained=str(path)
     )
     loaded = build_clip(config)
@@ -198,8 +226,9 @@ def test_backbone_builds_and_runs_without_transformers() -> None:
         sys.meta_path.insert(0, Block())
         import torch
         from vlreid.testing.clip import tiny_clip_config
-        from vlreid.model.backbone import BackboneConfig, ReIDModel
-        config = BackboneConfig(clip_config=tiny_clip_config(), image_size=(64, 32))
+        from vlreid.model.backbone import ReIDModel
+        from vlreid.model_config import ModelConfig
+        config = ModelConfig(clip_config=tiny_clip_config(), image_size=(64, 32))
         print(tuple(ReIDModel(config)(torch.randn(2, 3, 64, 32)).shape))
         assert "transformers" not in sys.modules
         """

@@ -77,11 +77,11 @@ def test_weights_hold_the_image_encoder_and_neck_with_string_metadata(run: dict[
 
 def test_load_model_gives_the_features_of_the_trained_model(run: dict[str, Path]) -> None:
     from vlreid.training.data import build_eval_shard, load_run_data
-    from vlreid.training.setup import backbone_config, build_run_method
+    from vlreid.training.setup import build_run_method
 
     config = load_config(run["config"])
     data = load_run_data(config.data)
-    method = build_run_method(config, backbone_config(config, data))
+    method = build_run_method(config, data)
     method.load_state_dict(torch.load(run["run"] / STATE_FILE, weights_only=True)["method"])
     trained = method.model.eval()
     batch = next(iter(build_eval_shard(config, data)[0]))

@@ -189,7 +189,7 @@ def test_every_shipped_config_loads_and_names_real_datasets_and_methods(path: Pa
     assert isinstance(config, RunConfig)
     assert config.data.dataset in PARSERS
     assert config.method.name in METHODS
-    assert config.stage_names() == METHODS[config.method.name].stages
+    assert config.stage_names() == METHODS[config.method.name].config_class.stage_names
     first, _, rest = path.stem.partition("_")
     method, dataset = (rest, "synthetic") if first == "synthetic" else (first, rest)
     assert (VARIANT_OF.get(method, method), config.data.dataset) == (config.method.name, dataset)
@@ -252,3 +252,15 @@ def test_set_learning_rates_scales_each_group_from_its_own_base() -> None:
     rates = set_learning_rates(optimizer, stage, 55)  # from the base, not from the last rate
     assert rates == pytest.approx([5e-8, 5e-7])
     assert math.isclose(optimizer.param_groups[1]["initial_lr"], 5e-5)
+
+
+def test_model_table_refuses_the_fields_that_come_from_the_dataset(tmp_path: Path) -> None:
+    with pytest.raises(ReIDError, match=r"unknown key\(s\) \['num_classes'\] in \[model\]"):
+        load_config(write(tmp_path, MINIMAL), ["model.num_classes=5"])
+    config = load_config(write(tmp_path, MINIMAL), ["model.sie=true"])
+    derived = config.model.for_dataset(num_classes=5, num_cameras=3)
+    assert (derived.num_classes, derived.sie_cameras, derived.sie) == (5, 3, True)
+    assert config.model.for_dataset(5, 3).preprocessing() == config.model.preprocessing()
+    plain = load_config(write(tmp_path, MINIMAL)).model.for_dataset(5, 3)
+    assert (plain.num_classes, plain.sie_cameras) == (5, 0)
+    assert "num_classes" not in config.to_dict()["model"]

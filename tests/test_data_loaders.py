@@ -11,9 +11,9 @@ import torch
 from PIL import Image
 
 from jpeg_tree import write_jpeg_tree
+from vlreid.config import DataConfig
 from vlreid.datasets.load_check import run_train_epochs
 from vlreid.datasets.loaders import (
-    LoaderConfig,
     build_eval_loader,
     build_train_loader,
     set_epoch,
@@ -31,15 +31,10 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
     return root, write_jpeg_tree(root, IMAGES_PER_ID, cameras=3)
 
 
-def _config(**changes: object) -> LoaderConfig:
-    values = {
-        "batch_size": 8,
-        "num_instances": 2,
-        "num_workers": 0,
-        "preprocessing": PREPROCESSING,
-        "seed": 4,
-    }
-    return LoaderConfig(**{**values, **changes})  # type: ignore[arg-type]
+def _config(**changes: object) -> tuple[DataConfig, Preprocessing, int]:
+    """The loaders' arguments after root: data config, preprocessing, seed."""
+    values = {"batch_size": 8, "num_instances": 2, "num_workers": 0}
+    return DataConfig(**{**values, **changes}), PREPROCESSING, 4  # type: ignore[arg-type]
 
 
 def _epoch(loader: torch.utils.data.DataLoader, epoch: int) -> list[dict]:
@@ -51,7 +46,7 @@ def test_train_loader_yields_exactly_one_epoch_of_p_by_k_batches(
     tree: tuple[Path, pd.DataFrame],
 ) -> None:
     root, manifest = tree
-    loader = build_train_loader(manifest, root, _config())
+    loader = build_train_loader(manifest, root, *_config())
     chunks = sum(max(count, 2) // 2 for count in IMAGES_PER_ID.values())
     assert len(loader) == chunks // 4
     batches = _epoch(loader, 0)
@@ -74,8 +69,8 @@ def test_train_loader_yields_exactly_one_epoch_of_p_by_k_batches(
 @pytest.mark.parametrize("workers", [0, 2])
 def test_epochs_are_reproducible_for_a_seed(tree: tuple[Path, pd.DataFrame], workers: int) -> None:
     root, manifest = tree
-    first = build_train_loader(manifest, root, _config(num_workers=workers))
-    second = build_train_loader(manifest, root, _config(num_workers=workers))
+    first = build_train_loader(manifest, root, *_config(num_workers=workers))
+    second = build_train_loader(manifest, root, *_config(num_workers=workers))
     epoch_one, again = _epoch(first, 1), _epoch(second, 1)
     for left, right in zip(epoch_one, again, strict=True):
         assert left["relpaths"] == right["relpaths"]
@@ -89,8 +84,8 @@ def test_epochs_are_reproducible_for_a_seed(tree: tuple[Path, pd.DataFrame], wor
 
 def test_cached_loader_gives_the_same_batches(tree: tuple[Path, pd.DataFrame]) -> None:
     root, manifest = tree
-    plain = _epoch(build_train_loader(manifest, root, _config()), 0)
-    cached = _epoch(build_train_loader(manifest, root, _config(cache="memory")), 0)
+    plain = _epoch(build_train_loader(manifest, root, *_config()), 0)
+    cached = _epoch(build_train_loader(manifest, root, *_config(cache="memory")), 0)
     for left, right in zip(plain, cached, strict=True):
         torch.testing.assert_close(left["images"], right["images"], rtol=0, atol=0)
 
@@ -100,7 +95,7 @@ def test_eval_loader_keeps_manifest_order_without_augmentation(
 ) -> None:
     root, manifest = tree
     rows = manifest.iloc[::3].reset_index(drop=True)
-    loader = build_eval_loader(rows, root, _config(eval_batch_size=5))
+    loader = build_eval_loader(rows, root, *_config(eval_batch_size=5))
     batches = list(loader)
     assert [r for b in batches for r in b["relpaths"]] == rows["relpath"].tolist()
     transform = build_eval_transform(PREPROCESSING)
@@ -115,7 +110,7 @@ def test_evaluating_does_not_consume_the_global_random_state(
     """An evaluation in the middle of training must not change the random draws that follow
     (methods such as svll draw masks and erasing from the global generator)."""
     root, manifest = tree
-    loader = build_eval_loader(manifest, root, _config(eval_batch_size=5))
+    loader = build_eval_loader(manifest, root, *_config(eval_batch_size=5))
     torch.manual_seed(123)
     expected = torch.rand(4)
     torch.manual_seed(123)
@@ -126,8 +121,8 @@ def test_evaluating_does_not_consume_the_global_random_state(
 
 def test_run_train_epochs_counts_every_batch(tree: tuple[Path, pd.DataFrame]) -> None:
     root, manifest = tree
-    result = run_train_epochs(manifest, root, _config(), epochs=2, progress=False)
-    loader = build_train_loader(manifest, root, _config())
+    result = run_train_epochs(manifest, root, *_config(), epochs=2, progress=False)
+    loader = build_train_loader(manifest, root, *_config())
     assert result.batches == 2 * len(loader)
     assert result.images == 2 * len(loader) * 8
     assert len(result.epoch_seconds) == 2 and result.images_per_second > 0
@@ -136,7 +131,7 @@ def test_run_train_epochs_counts_every_batch(tree: tuple[Path, pd.DataFrame]) ->
 def test_a_manifest_without_train_rows_is_a_user_error(tree: tuple[Path, pd.DataFrame]) -> None:
     root, manifest = tree
     with pytest.raises(ReIDError, match="no train rows"):
-        build_train_loader(manifest[manifest["split"] != "train"], root, _config())
+        build_train_loader(manifest[manifest["split"] != "train"], root, *_config())
 
 
 def test_workers_draw_from_distinct_seeded_streams(
@@ -152,7 +147,7 @@ def test_workers_draw_from_distinct_seeded_streams(
     monkeypatch.setattr(loaders, "collate_batch", torch.stack)
     root, manifest = tree
     draws = [
-        _epoch(build_train_loader(manifest, root, _config(num_workers=2)), 0) for _ in range(2)
+        _epoch(build_train_loader(manifest, root, *_config(num_workers=2)), 0) for _ in range(2)
     ]
     # Batch 0 comes from worker 0 and batch 1 from worker 1.
     assert not torch.equal(draws[0][0], draws[0][1])
@@ -183,7 +178,7 @@ def test_cli_data_load_runs_one_epoch_and_reports_speed(
         app, ["data", "load", *options, "--batch-size", "8", "--num-instances", "2"]
     )
     assert result.exit_code == 0, result.output
-    batches = len(build_train_loader(manifest, root, _config()))
+    batches = len(build_train_loader(manifest, root, *_config()))
     assert f"{batches * 8} images in {batches} batches over 1 epoch(s)" in result.output
     assert "images/s" in result.output
     assert calls == [("market1501", root)]
@@ -204,11 +199,11 @@ def test_accelerate_prepared_loader_replays_the_same_epoch(
 
     root, manifest = tree
     try:
-        prepared = Accelerator(cpu=True).prepare(build_train_loader(manifest, root, _config()))
+        prepared = Accelerator(cpu=True).prepare(build_train_loader(manifest, root, *_config()))
         prepared_epochs = [_epoch(prepared, epoch) for epoch in (1, 2)]
     finally:
         AcceleratorState._reset_state(reset_partial_state=True)
-    plain = build_train_loader(manifest, root, _config())
+    plain = build_train_loader(manifest, root, *_config())
     for epoch, batches in zip((1, 2), prepared_epochs, strict=True):
         expected = _epoch(plain, epoch)
         assert [b["relpaths"] for b in batches] == [b["relpaths"] for b in expected]

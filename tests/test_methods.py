@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from vlreid.errors import ReIDError
-from vlreid.model.backbone import BackboneConfig, ReIDModel
+from vlreid.model.backbone import ReIDModel
+from vlreid.model_config import ModelConfig
 from vlreid.testing.clip import build_tiny_clip, tiny_clip_config
-from vlreid.training.methods import METHODS, Method, build_method, method_config
+from vlreid.training.methods import METHODS, Method, Stage, build_method, method_config
 from vlreid.training.methods.svll import augmented_view
 
 torch.set_num_threads(1)
@@ -23,7 +24,7 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "svll": {"head_hidden_dim": 16, "head_output_dim": 8},
     "scgi": {"heads": 2},
 }
-STAGES = [(name, stage) for name, cls in METHODS.items() for stage in cls.stages]
+STAGES = [(name, stage) for name, cls in METHODS.items() for stage in cls.config_class.stage_names]
 COLOURS = ["red", "red", "blue", "blue", "green", "green", "black", "black"]
 
 
@@ -33,11 +34,9 @@ def clip_model() -> torch.nn.Module:
 
 
 @pytest.fixture(scope="module")
-def backbone() -> BackboneConfig:
+def backbone() -> ModelConfig:
     architecture = tiny_clip_config(**TINY)
-    return BackboneConfig(
-        clip_config=architecture, image_size=(32, 16), num_classes=4, sie_cameras=2
-    )
+    return ModelConfig(clip_config=architecture, image_size=(32, 16), num_classes=4, sie_cameras=2)
 
 
 def make_batch(seed: int = 0, with_captions: bool = True) -> dict[str, Any]:
@@ -54,17 +53,23 @@ def make_batch(seed: int = 0, with_captions: bool = True) -> dict[str, Any]:
     return batch
 
 
+def stage_of(method: Method, name: str) -> Stage:
+    """The stage object called ``name`` of ``method``."""
+    return {stage.name: stage for stage in method.stages}[name]
+
+
 def prepared(method: Method, stage: str) -> Method:
     method.train()
-    method.prepare_stage(stage, [make_batch(0), make_batch(1)] if stage == "prompt" else None)
+    loader = [make_batch(0), make_batch(1)] if stage == "prompt" else None
+    stage_of(method, stage).prepare(loader)
     return method
 
 
 def optimizer_step(method: Method, stage: str) -> dict[str, torch.Tensor]:
-    """One Adam step on ``param_groups(stage)``; returns the parameters from before it."""
+    """One Adam step on the stage's ``param_groups()``; returns the parameters from before it."""
     before = {name: p.detach().clone() for name, p in method.named_parameters()}
-    optimizer = torch.optim.Adam(method.param_groups(stage))
-    output = method(make_batch(0), stage)
+    optimizer = torch.optim.Adam(stage_of(method, stage).param_groups())
+    output = stage_of(method, stage)(make_batch(0))
     output.loss.backward()
     optimizer.step()
     return before
@@ -77,12 +82,12 @@ def changed(method: Method, before: dict[str, torch.Tensor]) -> set[str]:
 @pytest.mark.parametrize(("name", "stage"), STAGES)
 def test_forward_backward(clip_model, backbone, name: str, stage: str) -> None:
     method = prepared(build_method(name, clip_model, backbone, OPTIONS[name]), stage)
-    output = method(make_batch(0), stage)
+    output = stage_of(method, stage)(make_batch(0))
     assert output.loss.ndim == 0 and torch.isfinite(output.loss)
     assert output.terms["loss"] == pytest.approx(output.loss.item())
     assert all(isinstance(value, float) for value in output.terms.values())
     output.loss.backward()
-    trainable = [p for group in method.param_groups(stage) for p in group["params"]]
+    trainable = [p for group in stage_of(method, stage).param_groups() for p in group["params"]]
     assert trainable and all(p.grad is not None for p in trainable)
     assert any(p.grad.abs().sum() > 0 for p in trainable)
     frozen = [p for p in method.parameters() if not p.requires_grad]
@@ -98,15 +103,16 @@ def test_clip_reid_prompt_stage_changes_only_prompt_tokens(clip_model, backbone)
 @pytest.mark.parametrize("name", ["clip-reid", "svll"])
 def test_image_stage_never_changes_prompts_or_text(clip_model, backbone, name: str) -> None:
     method = prepared(build_method(name, clip_model, backbone, OPTIONS[name]), "image")
-    text_features = method.class_text_features.clone()
+    image_stage = stage_of(method, "image")
+    text_features = image_stage.class_text_features.clone()
     before = optimizer_step(method, "image")
     moved = changed(method, before)
     assert "prompt_tokens" not in moved
     assert not any(n.startswith(("text_encoder.", "text_head.")) for n in moved)
     assert any(n.startswith("model.visual.") for n in moved)
-    torch.testing.assert_close(method.class_text_features, text_features)
+    torch.testing.assert_close(image_stage.class_text_features, text_features)
     expected = method.identity_text_features(torch.arange(4))
-    torch.testing.assert_close(method.class_text_features, expected)
+    torch.testing.assert_close(image_stage.class_text_features, expected)
 
 
 @pytest.mark.parametrize("train_text_head", [True, False])
@@ -133,7 +139,7 @@ def test_scgi_never_changes_the_text_encoder(clip_model, backbone) -> None:
 
 def test_scgi_learning_rates(clip_model, backbone) -> None:
     method = prepared(build_method("scgi", clip_model, backbone, OPTIONS["scgi"]), "image")
-    groups = {group["name"]: group for group in method.param_groups("image")}
+    groups = {group["name"]: group for group in stage_of(method, "image").param_groups()}
     assert groups["visual"]["lr"] == 5e-6 and groups["new"]["lr"] == 5e-5
     assert groups["visual.bias"]["lr"] == 1e-5  # CLIP-ReID's bias factor 2
     visual = {id(p) for p in method.model.visual.parameters()}
@@ -145,17 +151,18 @@ def test_scgi_learning_rates(clip_model, backbone) -> None:
 
 def test_clip_reid_caches_image_features_by_relpath(clip_model, backbone) -> None:
     method = build_method("clip-reid", clip_model, backbone)
+    prompt_stage = stage_of(method, "prompt")
     with pytest.raises(ValueError, match="loader"):
-        method.prepare_stage("prompt")
+        prompt_stage.prepare()
     prepared(method, "prompt")
-    assert method.cached_image_features.shape == (16, 32)
+    assert prompt_stage.cached_image_features.shape == (16, 32)
     second = make_batch(1)
     method.model.eval()
     with torch.no_grad():
         expected = method.model.encode(second["images"][2:4]).projected
-    torch.testing.assert_close(method.cached_features(second["relpaths"][2:4]), expected)
+    torch.testing.assert_close(prompt_stage.cached_features(second["relpaths"][2:4]), expected)
     with pytest.raises(KeyError, match="not cached"):
-        method.cached_features(["query/unknown.jpg"])
+        prompt_stage.cached_features(["query/unknown.jpg"])
 
 
 def test_scgi_encodes_each_caption_once(clip_model, backbone) -> None:
@@ -168,15 +175,16 @@ def test_scgi_encodes_each_caption_once(clip_model, backbone) -> None:
         return original(texts)
 
     method.text_encoder.encode = counting_encode
-    method(make_batch(0), "image")
-    method(make_batch(1), "image")
+    stage = stage_of(method, "image")
+    stage(make_batch(0))
+    stage(make_batch(1))
     assert sorted(encoded) == sorted(set(make_batch(0)["captions"]))
     caption = "A person in a red shirt."
     torch.testing.assert_close(
-        method.caption_features([caption])[0], original([caption]).features[0]
+        stage.caption_features([caption])[0], original([caption]).features[0]
     )
     with pytest.raises(ReIDError, match="captions"):
-        method(make_batch(0, with_captions=False), "image")
+        stage(make_batch(0, with_captions=False))
 
 
 def test_scgi_inference_model_is_image_encoder_only(clip_model, backbone) -> None:
@@ -186,7 +194,7 @@ def test_scgi_inference_model_is_image_encoder_only(clip_model, backbone) -> Non
     prefixes = ("visual.", "sie_embedding", "bottleneck", "classifier")
     assert all(key.startswith(prefixes) for key in keys)
     assert any(key.startswith("sie_embedding") for key in keys)
-    rebuilt = ReIDModel(BackboneConfig.from_dict(json.loads(json.dumps(backbone.to_dict()))))
+    rebuilt = ReIDModel(ModelConfig.from_dict(json.loads(json.dumps(backbone.to_dict()))))
     rebuilt.load_state_dict(method.model.state_dict(), strict=True)
     images = make_batch(2)["images"]
     method.model.eval()
@@ -212,3 +220,21 @@ def test_svll_view_erases_a_third_of_the_image() -> None:
     assert ((erased - 1 / 3).abs() < 0.03).all()
     untouched = augmented_view(images + 1, erasing_probability=0.0, area=1 / 3, flip_probability=0)
     assert torch.equal(untouched, images + 1)
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_stage_objects_follow_the_options_stage_names(clip_model, backbone, name: str) -> None:
+    method = build_method(name, clip_model, backbone, OPTIONS[name])
+    assert tuple(stage.name for stage in method.stages) == method.config_class.stage_names
+    assert all(stage.method is method for stage in method.stages)
+    # the stages are not children of the method: its state_dict and parameters are its own
+    assert not any(key.startswith("stages") for key in method.state_dict())
+
+
+def test_loss_terms_stay_on_the_device_until_read(clip_model, backbone) -> None:
+    method = prepared(build_method("baseline", clip_model, backbone), "image")
+    output = stage_of(method, "image")(make_batch(0))
+    assert output.term_names == ("loss", "id", "triplet")
+    assert isinstance(output.term_values, torch.Tensor) and not output.term_values.requires_grad
+    assert output.term_values.shape == (3,) and output.term_values.dtype == torch.float32
+    assert output.terms == dict(zip(output.term_names, output.term_values.tolist(), strict=True))

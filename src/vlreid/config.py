@@ -5,7 +5,7 @@ A run is described by one TOML file with five tables::
     [data]            dataset, root, captions, P x K batch, workers, cache  -> DataConfig
     [model]           CLIP architecture, input size, stride, SIE, normalisation -> ModelConfig
     [method]          name = "scgi" | "svll" | "clip-reid" | "baseline", then the method's own
-                      options (its ``config_class`` dataclass: loss weights, learning rates, ...)
+                      options (``vlreid.method_options``: loss weights, learning rates, ...)
     [stages.NAME]     one table per stage of the method (``stages.image``; ``stages.prompt`` for
                       the two-stage methods): optimizer, epochs, warm-up, schedule -> StageConfig
     [train]           seed, evaluation period, mixed precision, accumulation -> TrainConfig
@@ -27,12 +27,13 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from vlreid.datasets.transforms import CLIP_MEAN, CLIP_STD, Preprocessing
 from vlreid.errors import ReIDError
+from vlreid.method_options import METHOD_OPTIONS, ImageBranchConfig
+from vlreid.model_config import NOT_IN_MODEL_TABLE, ModelConfig
 from vlreid.typed_toml import (
     TOMLDecodeError,
     apply_override,
@@ -81,42 +82,6 @@ class DataConfig:
     cache: str | None = None
     eval_batch_size: int = 128
     augmentation: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """The CLIP backbone adapted to ReID, and its input preprocessing.
-
-    Attributes:
-        clip_model: open_clip model name (``"ViT-B-16"``, ``"RN50"``) when ``clip_config`` is None.
-        clip_config: Explicit open_clip config (``embed_dim``, ``vision_cfg``, ``text_cfg``,
-            ``quick_gelu``), e.g. the tiny CLIP of ``vlreid.testing.clip.tiny_clip_config``.
-        pretrained: open_clip pretrained tag (``"openai"``) or a local weights file; None
-            initialises randomly (tests, synthetic runs).
-        image_size: Input ``(height, width)``.
-        stride: ViT patch stride (12 = overlapping patches); None means the patch size.
-        sie: Add a camera embedding (SIE) to the CLS token; the number of cameras comes from the
-            dataset.
-        sie_coefficient: Scale of the SIE vector (CLIP-ReID 3.0; SVLL-ReID 1.0).
-        mean: Per-channel RGB mean of the normalisation.
-        std: Per-channel RGB standard deviation of the normalisation.
-        interpolation: Resize filter (``bicubic``, ``bilinear``, ``nearest``).
-    """
-
-    clip_model: str = "ViT-B-16"
-    clip_config: Mapping[str, Any] | None = None
-    pretrained: str | None = None
-    image_size: tuple[int, int] = (256, 128)
-    stride: int | None = None
-    sie: bool = False
-    sie_coefficient: float = 3.0
-    mean: tuple[float, float, float] = CLIP_MEAN
-    std: tuple[float, float, float] = CLIP_STD
-    interpolation: str = "bicubic"
-
-    def preprocessing(self) -> Preprocessing:
-        """The :class:`Preprocessing` stored with the weights."""
-        return Preprocessing(self.image_size, self.mean, self.std, self.interpolation)
 
 
 @dataclass(frozen=True)
@@ -197,10 +162,10 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class MethodConfig:
-    """The method's name and its options (an instance of the method's ``config_class``)."""
+    """The method's name and its options (the class of ``METHOD_OPTIONS[name]``)."""
 
     name: str
-    options: Any
+    options: ImageBranchConfig
 
 
 @dataclass(frozen=True)
@@ -219,9 +184,10 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """The TOML layout as nested dicts (JSON-serialisable; None kept as None)."""
+        model = plain_dict(self.model)
         return {
             "data": plain_dict(self.data),
-            "model": plain_dict(self.model),
+            "model": {key: model[key] for key in model if key not in NOT_IN_MODEL_TABLE},
             "method": {"name": self.method.name, **plain_dict(self.method.options)},
             "stages": {name: plain_dict(stage) for name, stage in self.stages.items()},
             "train": plain_dict(self.train),
@@ -259,8 +225,6 @@ def config_from_dict(
     raw: Mapping[str, Any], overrides: Sequence[str] = (), source: str = "config"
 ) -> RunConfig:
     """Type a parsed TOML mapping (see :func:`load_config`)."""
-    from vlreid.training.methods import METHODS
-
     raw = copy.deepcopy(dict(raw))
     for override in overrides:
         apply_override(raw, override)
@@ -268,13 +232,13 @@ def config_from_dict(
     reject_unknown(raw, tables, source)
     method_table = dict(raw.get("method", {}))
     name = method_table.pop("name", None)
-    if name not in METHODS:
-        raise ReIDError(f"{source}: method.name {name!r} is not one of {sorted(METHODS)}")
-    method_class = METHODS[name]
+    if name not in METHOD_OPTIONS:
+        raise ReIDError(f"{source}: method.name {name!r} is not one of {sorted(METHOD_OPTIONS)}")
+    options_class = METHOD_OPTIONS[name]
     stage_tables = raw.get("stages", {})
     if not isinstance(stage_tables, Mapping):
         raise ReIDError(f"{source}: [stages] must be a table of stage tables")
-    valid_stages = tuple(method_class.stages)
+    valid_stages = options_class.stage_names
     reject_unknown(stage_tables, valid_stages, f"{source} [stages] of method {name}")
     missing = [stage for stage in valid_stages if stage not in stage_tables]
     if missing:
@@ -282,12 +246,14 @@ def config_from_dict(
             f"{source}: method {name} trains stages {list(valid_stages)}; add a table "
             + ", ".join(f"[stages.{stage}]" for stage in missing)
         )
+    model_table = raw.get("model", {})
+    if isinstance(model_table, Mapping):
+        table_fields = [f.name for f in fields(ModelConfig) if f.name not in NOT_IN_MODEL_TABLE]
+        reject_unknown(model_table, table_fields, "[model]")
     config = RunConfig(
         data=build_dataclass(DataConfig, raw.get("data", {}), "data"),
-        model=build_dataclass(ModelConfig, raw.get("model", {}), "model"),
-        method=MethodConfig(
-            name, build_dataclass(method_class.config_class, method_table, "method")
-        ),
+        model=build_dataclass(ModelConfig, model_table, "model"),
+        method=MethodConfig(name, build_dataclass(options_class, method_table, "method")),
         stages={
             stage: build_dataclass(StageConfig, stage_tables[stage], f"stages.{stage}")
             for stage in valid_stages

@@ -101,25 +101,22 @@ def data_load(
     ] = False,
 ) -> None:
     """Iterate the training loader (P x K sampler, augmentation) and print its images/s."""
+    from vlreid.config import DataConfig
     from vlreid.datasets.load_check import load_and_run_train_epochs
-    from vlreid.datasets.loaders import LoaderConfig
+    from vlreid.preprocessing import Preprocessing
 
-    config = LoaderConfig(
+    data = DataConfig(
+        dataset=dataset,
+        root=str(root),
+        options={"train_val": True} if train_val else {},
+        captions=str(captions) if captions else None,
+        missing_captions="fallback" if fallback_captions else "error",
         batch_size=batch_size,
         num_instances=num_instances,
         num_workers=workers,
         cache=cache,
-        seed=seed,
-        missing_captions="fallback" if fallback_captions else "error",
     )
-    result = load_and_run_train_epochs(
-        dataset,
-        root,
-        config,
-        captions_dir=captions,
-        epochs=epochs,
-        dataset_options={"train_val": True} if train_val else None,
-    )
+    result = load_and_run_train_epochs(data, Preprocessing(), seed, epochs=epochs)
     console.print(
         f"{result.images} images in {result.batches} batches over {epochs} epoch(s): "
         f"{result.images_per_second:.0f} images/s (setup {result.setup_seconds:.2f} s)"

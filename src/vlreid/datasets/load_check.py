@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vlreid.datasets.loaders import LoaderConfig, build_train_loader, set_epoch
+from vlreid.config import DataConfig
+from vlreid.datasets.loaders import build_train_loader, set_epoch
+from vlreid.preprocessing import Preprocessing
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -45,8 +47,9 @@ class LoaderThroughput:
 def run_train_epochs(
     manifest: pd.DataFrame,
     root: Path | str,
-    config: LoaderConfig,
-    captions_dir: Path | str | None = None,
+    data: DataConfig,
+    preprocessing: Preprocessing,
+    seed: int,
     epochs: int = 1,
     progress: bool = True,
 ) -> LoaderThroughput:
@@ -58,8 +61,9 @@ def run_train_epochs(
     Args:
         manifest: Manifest of DESIGN 3.1.
         root: Dataset root.
-        config: Loader options.
-        captions_dir: Optional caption shard folder.
+        data: Loader options (and ``captions``), as :func:`build_train_loader` reads them.
+        preprocessing: Size and normalisation.
+        seed: Seed of the sampler and of the augmentation.
         epochs: Number of epochs.
         progress: Draw a rich progress bar.
     """
@@ -72,7 +76,7 @@ def run_train_epochs(
     )
 
     start = time.perf_counter()
-    loader = build_train_loader(manifest, root, config, captions_dir=captions_dir)
+    loader = build_train_loader(manifest, root, data, preprocessing, seed)
     setup_seconds = time.perf_counter() - start
     epoch_seconds: list[float] = []
     images = batches = 0
@@ -91,22 +95,22 @@ def run_train_epochs(
 
 
 def load_and_run_train_epochs(
-    dataset: str,
-    root: Path | str,
-    config: LoaderConfig,
-    captions_dir: Path | str | None = None,
+    data: DataConfig,
+    preprocessing: Preprocessing,
+    seed: int,
     epochs: int = 1,
     progress: bool = True,
-    dataset_options: dict[str, object] | None = None,
 ) -> LoaderThroughput:
-    """``reid data load``: parse a benchmark folder, then :func:`run_train_epochs` over it.
+    """``reid data load``: parse ``data.dataset`` in ``data.root``, then :func:`run_train_epochs`.
 
-    The folder is parsed by :func:`vlreid.datasets.load_manifest` (with ``dataset_options``, e.g.
+    The folder is parsed by :func:`vlreid.datasets.load_manifest` (with ``data.options``, e.g.
     ``{"train_val": True}`` for MSMT17), and images are read from the dataset folder it resolved
-    (``manifest.root``, which may be below ``root``); the other arguments are those of
+    (``manifest.root``, which may be below ``data.root``); the other arguments are those of
     :func:`run_train_epochs`.
     """
     from vlreid.datasets import load_manifest
 
-    manifest = load_manifest(dataset, root, **(dataset_options or {}))
-    return run_train_epochs(manifest.frame, manifest.root, config, captions_dir, epochs, progress)
+    manifest = load_manifest(data.dataset, data.root, **dict(data.options))
+    return run_train_epochs(
+        manifest.frame, manifest.root, data, preprocessing, seed, epochs, progress
+    )

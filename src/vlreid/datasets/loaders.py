@@ -20,54 +20,22 @@ Workers are not persistent (each epoch forks them again, so they pick up the epo
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, get_worker_info
 
+from vlreid.config import DataConfig
 from vlreid.datasets.bimodal import BimodalDataset, collate_batch, mix_seed
 from vlreid.datasets.samplers import IdentitySampler
-from vlreid.datasets.transforms import Preprocessing, build_eval_transform, build_train_transform
+from vlreid.datasets.transforms import build_eval_transform, build_train_transform
 from vlreid.errors import ReIDError
+from vlreid.preprocessing import Preprocessing
 
 if TYPE_CHECKING:
     import pandas as pd
-
-
-@dataclass(frozen=True)
-class LoaderConfig:
-    """Data-loading options.
-
-    Attributes:
-        batch_size: Training images per batch, P x K.
-        num_instances: K, images per identity in a training batch.
-        num_workers: Data-loader worker processes (0 loads in the main process).
-        preprocessing: Size and normalisation of the backbone.
-        cache: ``None`` or ``"memory"`` (decode and resize every image once; see
-            :mod:`vlreid.datasets.cache`).
-        seed: Seed of the sampler and of the augmentation.
-        missing_captions: ``"error"`` or ``"fallback"`` for images without a usable caption.
-        eval_batch_size: Images per evaluation batch.
-        pin_memory: Pin batches in page-locked memory (faster host-to-GPU copies).
-        augmentation: Keyword arguments of the training transform
-            (:class:`~vlreid.datasets.transforms.TrainTransform`: ``padding``,
-            ``erasing_probability``...); empty keeps its defaults (those of 256x128 crops).
-    """
-
-    batch_size: int = 64
-    num_instances: int = 4
-    num_workers: int = 4
-    preprocessing: Preprocessing = field(default_factory=Preprocessing)
-    cache: str | None = None
-    seed: int = 0
-    missing_captions: str = "error"
-    eval_batch_size: int = 128
-    pin_memory: bool = False
-    augmentation: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _seed_worker(worker_id: int) -> None:
@@ -86,20 +54,26 @@ def _seed_worker(worker_id: int) -> None:
 def build_train_loader(
     manifest: pd.DataFrame,
     root: Path | str,
-    config: LoaderConfig,
-    captions_dir: Path | str | None = None,
+    data: DataConfig,
+    preprocessing: Preprocessing,
+    seed: int,
     num_replicas: int = 1,
     rank: int = 0,
+    pin_memory: bool = False,
 ) -> DataLoader:
     """The P x K training loader over the ``train`` rows of a manifest.
 
     Args:
         manifest: Manifest of DESIGN 3.1 (other splits are ignored).
         root: Dataset root the ``relpath`` column is relative to.
-        config: Batch, sampler, worker, preprocessing and cache options.
-        captions_dir: Caption shard folder; batches then carry ``captions``.
+        data: Batch (``batch_size``, ``num_instances``), worker, cache, augmentation and caption
+            options (``captions``: the shard folder; batches then carry ``captions``). Its
+            ``dataset``, ``root`` and ``options`` are not read.
+        preprocessing: Size and normalisation of the backbone.
+        seed: Seed of the sampler and of the augmentation.
         num_replicas: Data-parallel ranks (each gets disjoint whole batches).
         rank: This process's rank.
+        pin_memory: Pin batches in page-locked memory (faster host-to-GPU copies).
 
     Returns:
         A loader of :class:`vlreid.datasets.bimodal.ReIDBatch`; ``len(loader)`` batches per epoch.
@@ -113,31 +87,31 @@ def build_train_loader(
     dataset = BimodalDataset(
         train,
         root,
-        build_train_transform(config.preprocessing, **config.augmentation),
-        captions_dir=captions_dir,
-        missing_captions=config.missing_captions,
-        cache=config.cache,
-        seed=mix_seed(config.seed, rank),  # ranks augment differently
+        build_train_transform(preprocessing, **data.augmentation),
+        captions_dir=Path(data.captions) if data.captions else None,
+        missing_captions=data.missing_captions,
+        cache=data.cache,
+        seed=mix_seed(seed, rank),  # ranks augment differently
     )
     sampler = IdentitySampler(
         dataset.labels,
-        config.batch_size,
-        config.num_instances,
-        seed=config.seed,
+        data.batch_size,
+        data.num_instances,
+        seed=seed,
         num_replicas=num_replicas,
         rank=rank,
     )
     loader = DataLoader(
         dataset,
-        batch_size=config.batch_size,
+        batch_size=data.batch_size,
         sampler=sampler,
         drop_last=True,
-        num_workers=config.num_workers,
+        num_workers=data.num_workers,
         collate_fn=collate_batch,
         worker_init_fn=_seed_worker,
         # Its own generator, so that the base seed it draws does not consume the global RNG.
-        generator=torch.Generator().manual_seed(config.seed),
-        pin_memory=config.pin_memory,
+        generator=torch.Generator().manual_seed(seed),
+        pin_memory=pin_memory,
     )
     return loader
 
@@ -163,33 +137,35 @@ def set_epoch(loader: DataLoader, epoch: int) -> None:
 def build_eval_loader(
     manifest: pd.DataFrame,
     root: Path | str,
-    config: LoaderConfig,
-    captions_dir: Path | str | None = None,
+    data: DataConfig,
+    preprocessing: Preprocessing,
+    seed: int,
+    pin_memory: bool = False,
 ) -> DataLoader:
     """A sequential loader over every row of ``manifest`` with the evaluation transform.
 
     Select the rows first (e.g. ``manifest[manifest.split != "train"]`` for query + gallery);
-    batches keep manifest order.
+    batches keep manifest order and carry no captions. ``data`` gives ``eval_batch_size``,
+    ``num_workers`` and ``cache``; the other arguments are those of :func:`build_train_loader`.
     """
     if manifest.empty:
         raise ReIDError(f"no images to evaluate under {root}")
     dataset = BimodalDataset(
         manifest.reset_index(drop=True),
         root,
-        build_eval_transform(config.preprocessing),
-        captions_dir=captions_dir,
-        missing_captions=config.missing_captions,
-        cache=config.cache,
-        seed=config.seed,
+        build_eval_transform(preprocessing),
+        missing_captions=data.missing_captions,
+        cache=data.cache,
+        seed=seed,
     )
     return DataLoader(
         dataset,
-        batch_size=config.eval_batch_size,
+        batch_size=data.eval_batch_size,
         shuffle=False,
-        num_workers=config.num_workers,
+        num_workers=data.num_workers,
         collate_fn=collate_batch,
-        pin_memory=config.pin_memory,
+        pin_memory=pin_memory,
         # Its own generator: iterating draws a base seed, which must not come from the global
         # RNG, or an evaluation in the middle of training would change the training that follows.
-        generator=torch.Generator().manual_seed(config.seed),
+        generator=torch.Generator().manual_seed(seed),
     )

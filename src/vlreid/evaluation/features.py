@@ -102,20 +102,19 @@ def checkpoint_features(
         ``gallery_pids``, ``query_camids``, ``gallery_camids`` and ``query_paths``,
         ``gallery_paths`` (absolute paths).
     """
+    from vlreid.config import DataConfig
     from vlreid.datasets import load_manifest
-    from vlreid.datasets.loaders import LoaderConfig, build_eval_loader
+    from vlreid.datasets.loaders import build_eval_loader
 
     manifest = load_manifest(dataset, root, **options)
     root = manifest.root
-    config = LoaderConfig(
-        preprocessing=model.preprocessing, num_workers=num_workers, eval_batch_size=batch_size
-    )
+    loading = DataConfig(dataset=dataset, num_workers=num_workers, eval_batch_size=batch_size)
     arrays: dict[str, np.ndarray] = {}
     for split in ("query", "gallery"):
         rows = manifest.split_rows(split)
         if rows.empty:
             raise DataFileError(f"the {dataset} manifest of {root} has no {split} images")
-        loader = build_eval_loader(rows, root, config)
+        loader = build_eval_loader(rows, root, loading, model.preprocessing, seed=0)
         result = extract_features(model, loader, model.device, use_camids=model.uses_camids)
         arrays[f"{split}_features"] = result.features.numpy()
         arrays[f"{split}_pids"] = result.pids.numpy()

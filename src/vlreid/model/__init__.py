@@ -4,7 +4,8 @@ This is the only code that evaluation, feature extraction and deployment import:
 torch, open_clip, safetensors and :mod:`vlreid.datasets.transforms` (the preprocessing), never on
 training, captioning, transformers or the synthetic renderer.
 
-- :mod:`vlreid.model.backbone`: :class:`BackboneConfig` and :class:`ReIDModel`.
+- :mod:`vlreid.model.backbone`: :class:`ReIDModel`, built from a
+  :class:`~vlreid.model_config.ModelConfig` (``BackboneConfig`` is its former name).
 - :mod:`vlreid.model.vision`: the changes to open_clip's towers (stride, positional grids).
 - :mod:`vlreid.model.weights`: ``model.safetensors`` (weights + metadata) and
   :class:`InferenceModel`.
@@ -22,11 +23,13 @@ from vlreid.model.weights import (
     read_metadata,
     save_inference_weights,
 )
+from vlreid.model_config import ModelConfig
 
 __all__ = [
     "WEIGHTS_FILE",
     "BackboneConfig",
     "InferenceModel",
+    "ModelConfig",
     "ReIDModel",
     "build_clip",
     "build_reid_model",

@@ -15,7 +15,7 @@ open_clip builds the vision tower; this module changes only what ReID needs:
 
 :class:`ReIDModel` is the only inference path: ``model(images, camids) -> (B, width + embed_dim)``,
 the L2-normalised concatenation of the pre-BN last-block CLS and the pre-BN projected CLS
-(1280-d for ViT-B/16). It is rebuilt from a :class:`BackboneConfig` alone (JSON metadata of a
+(1280-d for ViT-B/16). It is rebuilt from a :class:`ModelConfig` alone (JSON metadata of a
 checkpoint) and holds no text module. Its imports are torch, open_clip and ``vlreid.model.vision``
 (the tower changes); never transformers or caption code.
 """
@@ -23,11 +23,8 @@ checkpoint) and holds no text module. Its imports are torch, open_clip and ``vlr
 from __future__ import annotations
 
 import copy
-import dataclasses
 import logging
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import open_clip
@@ -45,67 +42,16 @@ from vlreid.model.vision import (
     attention_pool_tokens,
     resize_positional_embedding,
 )
+from vlreid.model_config import ModelConfig
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class BackboneConfig:
-    """Architecture of a :class:`ReIDModel`; JSON round-trips through ``to_dict``/``from_dict``.
-
-    Attributes:
-        clip_model: open_clip model name (``"ViT-B-16"``, ``"RN50"``, ...) used when
-            ``clip_config`` is None.
-        clip_config: Explicit open_clip model config (``embed_dim``, ``vision_cfg``, ``text_cfg``
-            and optionally ``quick_gelu``), e.g. ``vlreid.testing.clip.tiny_clip_config()``.
-        pretrained: open_clip pretrained tag (``"openai"``) or a local weights file; None means
-            random initialisation. Only :func:`build_clip` / :func:`build_reid_model` read it.
-        quick_gelu: Use QuickGELU, as OpenAI's weights do; ``clip_config["quick_gelu"]`` wins.
-        image_size: Input ``(height, width)``.
-        stride: ViT patch stride; None means the patch size (no overlap). Ignored for ResNets.
-        sie_cameras: Number of cameras of the SIE embedding; 0 disables SIE.
-        sie_coefficient: SIE scale (CLIP-ReID's default 3.0; SVLL-ReID's configs use 1.0).
-        num_classes: Training identities (classifier outputs); 0 builds no neck classifiers.
-    """
-
-    clip_model: str = "ViT-B-16"
-    clip_config: Mapping[str, Any] | None = None
-    pretrained: str | None = None
-    quick_gelu: bool = True
-    image_size: tuple[int, int] = (256, 128)
-    stride: int | None = None
-    sie_cameras: int = 0
-    sie_coefficient: float = 3.0
-    num_classes: int = 0
-
-    def __post_init__(self) -> None:
-        size = tuple(int(value) for value in self.image_size)
-        if len(size) != 2 or min(size) <= 0:
-            raise ReIDError(f"backbone image_size must be (height, width) > 0, got {size}")
-        object.__setattr__(self, "image_size", size)
-        if self.stride is not None and self.stride <= 0:
-            raise ReIDError(f"backbone stride must be a positive integer, got {self.stride}")
-        if self.sie_cameras < 0 or self.num_classes < 0:
-            raise ReIDError("backbone sie_cameras and num_classes must be >= 0")
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable dict (tuples become lists)."""
-        data = dataclasses.asdict(self)
-        data["image_size"] = list(self.image_size)
-        data["clip_config"] = copy.deepcopy(dict(self.clip_config)) if self.clip_config else None
-        return data
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> BackboneConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise with the list of valid ones."""
-        valid = [field.name for field in dataclasses.fields(cls)]
-        unknown = sorted(set(data) - set(valid))
-        if unknown:
-            raise ReIDError(f"unknown backbone option(s) {unknown}; valid options: {valid}")
-        return cls(**data)
+BackboneConfig = ModelConfig
+"""The former name of :class:`~vlreid.model_config.ModelConfig` (kept while branches merge)."""
 
 
-def clip_architecture(config: BackboneConfig) -> dict[str, Any]:
+def clip_architecture(config: ModelConfig) -> dict[str, Any]:
     """The open_clip model config (``embed_dim``, ``vision_cfg``, ``text_cfg``, ``quick_gelu``)."""
     if config.clip_config is not None:
         architecture = copy.deepcopy(dict(config.clip_config))
@@ -152,8 +98,13 @@ class ReIDModel(nn.Module):
         config: The architecture. Weights are randomly initialised; see :func:`build_reid_model`.
     """
 
-    def __init__(self, config: BackboneConfig) -> None:
+    def __init__(self, config: ModelConfig) -> None:
         super().__init__()
+        if config.sie and not config.sie_cameras:
+            raise ReIDError(
+                "model.sie needs the number of cameras: build the model from "
+                "config.for_dataset(num_classes, num_cameras)"
+            )
         self.config = config
         architecture = clip_architecture(config)
         vision_cfg = dict(architecture["vision_cfg"])
@@ -275,7 +226,7 @@ def _classifier(dim: int, num_classes: int) -> nn.Linear:
     return classifier
 
 
-def build_clip(config: BackboneConfig) -> open_clip.CLIP:
+def build_clip(config: ModelConfig) -> open_clip.CLIP:
     """The full open_clip CLIP (text tower included) at its native size, with pretrained weights.
 
     Methods use its text tower; :func:`build_reid_model` copies its vision weights.
@@ -294,7 +245,7 @@ def build_clip(config: BackboneConfig) -> open_clip.CLIP:
     return model.eval()
 
 
-def build_reid_model(config: BackboneConfig, clip_model: open_clip.CLIP | None = None) -> ReIDModel:
+def build_reid_model(config: ModelConfig, clip_model: open_clip.CLIP | None = None) -> ReIDModel:
     """A :class:`ReIDModel` with the vision weights of ``clip_model`` (or of :func:`build_clip`).
 
     Without ``clip_model`` and without ``config.pretrained`` the model stays randomly initialised.

@@ -5,7 +5,7 @@ SIE embedding and BNNecks (classifiers, text tower, prompts and heads are traini
 metadata (str -> str, as safetensors requires) is enough to rebuild and use it:
 
 =====================  ==========================================================
-``reid.backbone``      :class:`BackboneConfig` as JSON (``num_classes`` 0)
+``reid.backbone``      :class:`ModelConfig` as JSON (``to_dict``, ``num_classes`` 0)
 ``reid.preprocessing`` :class:`~vlreid.datasets.transforms.Preprocessing` as JSON
 ``reid.config``        the resolved run config as JSON
 ``reid.version``       package version; ``reid.stage``, ``reid.epoch``: where it was saved
@@ -31,9 +31,10 @@ from torch import nn
 
 from vlreid.datasets.transforms import Preprocessing, build_eval_transform
 from vlreid.errors import DataFileError
-from vlreid.model.backbone import BackboneConfig, ReIDModel
+from vlreid.model.backbone import ReIDModel
 from vlreid.model.folder import WEIGHTS_NAME as WEIGHTS_FILE
 from vlreid.model.folder import check_folder_config, resolve_weights
+from vlreid.model_config import ModelConfig
 
 PROVENANCE_PREFIX = "reid.provenance"
 CLASSIFIER_PREFIXES: tuple[str, ...] = ("classifier.", "classifier_projected.")
@@ -48,7 +49,7 @@ def inference_state(model: ReIDModel) -> dict[str, torch.Tensor]:
     }
 
 
-def inference_backbone(config: BackboneConfig) -> BackboneConfig:
+def inference_backbone(config: ModelConfig) -> ModelConfig:
     """The architecture of the saved model: no classifiers, no pretrained weights to fetch."""
     return dataclasses.replace(config, num_classes=0, pretrained=None)
 
@@ -184,7 +185,7 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> Inferenc
     if path.name == WEIGHTS_FILE:
         check_folder_config(path.parent, metadata)
     try:
-        backbone = BackboneConfig.from_dict(json.loads(metadata["reid.backbone"]))
+        backbone = ModelConfig.from_dict(json.loads(metadata["reid.backbone"]))
         preprocessing = Preprocessing.from_dict(json.loads(metadata["reid.preprocessing"]))
     except (ValueError, TypeError) as error:
         raise DataFileError(f"bad metadata in checkpoint {path}: {error}") from error

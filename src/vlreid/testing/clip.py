@@ -10,7 +10,7 @@ Example::
 
     config = tiny_clip_config()                       # a plain dict, JSON-serialisable
     clip_model = build_tiny_clip(seed=0)              # open_clip.CLIP, about 2M parameters
-    backbone = BackboneConfig(clip_config=config, image_size=(64, 32), num_classes=10)
+    model_config = ModelConfig(clip_config=config, image_size=(64, 32), num_classes=10)
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def tiny_clip_config(
 
     Returns:
         A JSON-serialisable dict accepted by ``open_clip.CLIP(**config)`` and by
-        :class:`vlreid.model.backbone.BackboneConfig` as ``clip_config``.
+        :class:`vlreid.model_config.ModelConfig` as ``clip_config``.
     """
     is_resnet = isinstance(vision_layers, (tuple, list))
     layers: int | list[int] = list(vision_layers) if is_resnet else vision_layers

@@ -6,19 +6,27 @@ and plain containers (dict, list, tuple, str, int, float, bool, None) only, so t
 ``torch.load(path, weights_only=True)``, PyTorch's default since 2.6: NumPy's random state (whose
 key is an ``ndarray``) is stored as a tensor; Python's is a tuple of ints already. The inference
 weights (``model.safetensors``) are the model's file format: :mod:`vlreid.model.weights`.
+:func:`save_checkpoint` writes both after an epoch; :class:`Position` is where a run resumes.
 """
 
 from __future__ import annotations
 
 import os
 import random
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from vlreid.errors import DataFileError
+
+if TYPE_CHECKING:
+    from vlreid.config import RunConfig
+    from vlreid.training.methods import Method
+    from vlreid.training.report import EpochRecord
 
 STATE_FILE = "state.pt"
 
@@ -93,3 +101,73 @@ def load_training_state(path: str | Path) -> dict[str, Any]:
         ) from error
     except (OSError, RuntimeError, EOFError) as error:
         raise DataFileError(f"cannot read the resume state {path}: {error}") from error
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a run resumes: the next stage to train, its epochs already done, the steps so far.
+
+    Attributes:
+        stage_index: Index of the stage in ``method.stages`` (``len(stages)``: the run is done).
+        stage_epoch: Epochs of that stage already trained (0: the stage starts afresh).
+        step: Optimizer steps taken so far, over all stages.
+    """
+
+    stage_index: int = 0
+    stage_epoch: int = 0
+    step: int = 0
+
+    @classmethod
+    def after(cls, state: dict[str, Any], stage_epochs: Sequence[int]) -> Position:
+        """The position after the epoch saved in ``state``; ``stage_epochs``: epochs per stage.
+
+        A saved epoch that ends its stage resumes at the start of the next stage.
+        """
+        stage_index, stage_epoch = state["stage_index"], state["stage_epoch"]
+        if stage_epoch == stage_epochs[stage_index]:
+            stage_index, stage_epoch = stage_index + 1, 0
+        return cls(stage_index, stage_epoch, state["step"])
+
+
+def save_checkpoint(
+    run_dir: Path,
+    config: RunConfig,
+    method: Method,
+    optimizer: torch.optim.Optimizer,
+    record: EpochRecord,
+    stage_index: int,
+    random_states: list[dict[str, Any]],
+    metadata: dict[str, str] | None = None,
+) -> None:
+    """Write ``model.safetensors`` and ``state.pt`` after the epoch of ``record`` (rank 0).
+
+    Args:
+        run_dir: The run folder.
+        config: The run config (embedded in both files).
+        method: The method; its ``model`` is the inference checkpoint.
+        optimizer: The optimizer of the current stage.
+        record: The epoch just trained (position and step).
+        stage_index: Index of ``record.stage`` in ``method.stages``.
+        random_states: :func:`capture_rng_state` of every rank, in rank order (one per process).
+        metadata: More ``model.safetensors`` metadata (the run's provenance digests).
+    """
+    from vlreid.model import WEIGHTS_FILE, save_inference_weights
+
+    position = {"epoch": record.epoch, "stage": record.stage, "stage_index": stage_index}
+    extra = {f"reid.{key}": str(value) for key, value in position.items()} | (metadata or {})
+    preprocessing = config.model.preprocessing()
+    weights = run_dir / WEIGHTS_FILE
+    save_inference_weights(weights, method.model, preprocessing, config.to_json(), extra)
+    state = {
+        **position,
+        "stage_epoch": record.stage_epoch,
+        "step": record.step,
+        "sampler_epoch": record.epoch,
+        "config": config.to_dict(),
+        "world_size": len(random_states),
+        "method": method.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "schedule": {"name": config.stages[record.stage].schedule, "epoch": record.stage_epoch},
+        "rng": random_states,
+    }
+    save_training_state(run_dir / STATE_FILE, state)

@@ -6,7 +6,7 @@ come in two kinds (``StageConfig.sampler``):
 - ``identity``: P x K batches of augmented images (:func:`build_train_loader`), each rank
   taking disjoint whole batches;
 - ``shuffle``: shuffled batches of training *rows* without images (:class:`ShuffledRows`), for
-  stages that look up features cached by ``prepare_stage`` (CLIP-ReID's prompt stage, which
+  stages that look up features cached by ``Stage.prepare`` (CLIP-ReID's prompt stage, which
   CLIP-ReID also draws as plain shuffled batches of 64, not P x K).
 
 Both are re-seeded per epoch from ``(seed, epoch)`` by :meth:`set_epoch`, so an epoch is the same
@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 
 from vlreid.config import DataConfig, RunConfig, StageConfig
 from vlreid.datasets.bimodal import mix_seed, read_captions
-from vlreid.datasets.loaders import LoaderConfig, build_eval_loader, build_train_loader, set_epoch
+from vlreid.datasets.loaders import build_eval_loader, build_train_loader, set_epoch
 from vlreid.errors import ReIDError
 
 if TYPE_CHECKING:
@@ -86,21 +86,9 @@ def load_run_data(config: DataConfig) -> RunData:
     )
 
 
-def loader_config(config: RunConfig, batch_size: int | None = None) -> LoaderConfig:
-    """The data path's :class:`LoaderConfig` for this run."""
-    data = config.data
-    return LoaderConfig(
-        batch_size=batch_size or data.batch_size,
-        num_instances=data.num_instances,
-        num_workers=data.num_workers,
-        preprocessing=config.model.preprocessing(),
-        cache=data.cache,
-        seed=config.train.seed,
-        missing_captions=data.missing_captions,
-        eval_batch_size=data.eval_batch_size,
-        pin_memory=torch.cuda.is_available() and not config.train.cpu,
-        augmentation=dict(data.augmentation),
-    )
+def pin_memory(config: RunConfig) -> bool:
+    """Pin batches in page-locked memory when training on a GPU."""
+    return torch.cuda.is_available() and not config.train.cpu
 
 
 class ShuffledRows:
@@ -172,25 +160,29 @@ def build_stage_loader(
     rank: int = 0,
 ) -> DataLoader | ShuffledRows:
     """The training batches of a stage; call :func:`set_loader_epoch` before each epoch."""
-    captions_dir = Path(config.data.captions) if config.data.captions else None
+    data_config = replace(config.data, batch_size=stage.batch_size or config.data.batch_size)
     if stage.sampler == "shuffle":
         captions = None
-        if captions_dir is not None:
+        if data_config.captions:
             from vlreid.datasets.bimodal import join_captions
 
+            captions_dir = Path(data_config.captions)
             shards = read_captions(captions_dir)
             captions = join_captions(
-                data.train, shards, config.data.missing_captions, str(captions_dir)
+                data.train, shards, data_config.missing_captions, str(captions_dir)
             )
-        batch_size = stage.batch_size or config.data.batch_size
-        return ShuffledRows(data.train, batch_size, config.train.seed, captions, num_replicas, rank)
+        return ShuffledRows(
+            data.train, data_config.batch_size, config.train.seed, captions, num_replicas, rank
+        )
     return build_train_loader(
         data.manifest,
         data.root,
-        loader_config(config, stage.batch_size),
-        captions_dir=captions_dir,
+        data_config,
+        config.model.preprocessing(),
+        config.train.seed,
         num_replicas=num_replicas,
         rank=rank,
+        pin_memory=pin_memory(config),
     )
 
 
@@ -203,11 +195,18 @@ def set_loader_epoch(loader: DataLoader | ShuffledRows, epoch: int) -> None:
 
 
 def build_feature_loader(config: RunConfig, data: RunData) -> DataLoader:
-    """Every training image once, evaluation transform, not sharded (for ``prepare_stage``).
+    """Every training image once, evaluation transform, not sharded (for ``Stage.prepare``).
 
     Images are decoded only if the loader is iterated (no cache, whatever ``data.cache`` says).
     """
-    return build_eval_loader(data.train, data.root, replace(loader_config(config), cache=None))
+    return build_eval_loader(
+        data.train,
+        data.root,
+        replace(config.data, cache=None),
+        config.model.preprocessing(),
+        config.train.seed,
+        pin_memory=pin_memory(config),
+    )
 
 
 def build_eval_shard(
@@ -221,4 +220,12 @@ def build_eval_shard(
     rows = data.evaluation
     indices = torch.arange(len(rows))[rank::num_replicas]
     shard = rows.iloc[indices.numpy()].reset_index(drop=True)
-    return build_eval_loader(shard, data.root, loader_config(config)), indices
+    loader = build_eval_loader(
+        shard,
+        data.root,
+        config.data,
+        config.model.preprocessing(),
+        config.train.seed,
+        pin_memory=pin_memory(config),
+    )
+    return loader, indices

@@ -5,21 +5,44 @@ Both work unchanged in a single process, where gathering and reducing are no-ops
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 
-from vlreid.training.data import RunData
+from vlreid.config import RunConfig
+from vlreid.training.data import RunData, build_eval_shard
 
 logger = logging.getLogger(__name__)
 
 
-def mean_across_processes(accelerator: Any, sums: dict[str, float], steps: int) -> dict[str, float]:
-    """Epoch means of the loss terms, averaged over processes."""
-    values = torch.tensor(list(sums.values()), dtype=torch.float64, device=accelerator.device)
-    means = accelerator.reduce(values / max(steps, 1), reduction="mean")
-    return dict(zip(sums, means.tolist(), strict=True))
+def mean_across_processes(
+    accelerator: Any, names: Sequence[str], sums: torch.Tensor, batches: int
+) -> dict[str, float]:
+    """Epoch means of the loss terms, averaged over processes: the epoch's one read of them.
+
+    Args:
+        accelerator: The run's ``accelerate.Accelerator``.
+        names: Names of the terms.
+        sums: ``(T,)`` float64 sums of the terms over the epoch's batches, on the device.
+        batches: Batches summed.
+    """
+    means = accelerator.reduce(sums / max(batches, 1), reduction="mean")
+    return dict(zip(names, means.tolist(), strict=True))
+
+
+def build_evaluator(
+    accelerator: Any, config: RunConfig, data: RunData, model: torch.nn.Module
+) -> Callable[[], dict[str, float] | None]:
+    """``evaluate_model()``: :func:`evaluate` of ``model`` on this rank's query/gallery share."""
+    loader, indices = build_eval_shard(
+        config, data, accelerator.num_processes, accelerator.process_index
+    )
+    return functools.partial(
+        evaluate, accelerator, model, loader, indices, data, config.train.rerank
+    )
 
 
 @torch.no_grad()

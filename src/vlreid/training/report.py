@@ -10,11 +10,46 @@ the epoch was evaluated.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 METRICS_FILE = "metrics.jsonl"
 CURVES_FILE = "curves.png"
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """One line of ``metrics.jsonl``: an epoch trained (see the module docstring).
+
+    Attributes:
+        epoch: Run-wide epoch, 1-based.
+        stage: The stage's name.
+        stage_epoch: Epoch within the stage, 1-based.
+        step: Optimizer steps so far.
+        lr: Learning rate per parameter-group name.
+        terms: Epoch means of the loss terms (``loss``, ``id``, ...), averaged over processes.
+        images_per_second: Training images per second, all processes together.
+        seconds: Wall time of the epoch's training steps.
+        scores: The evaluation after the epoch (``mAP``, ``rank1``...), or None.
+    """
+
+    epoch: int
+    stage: str
+    stage_epoch: int
+    step: int
+    lr: dict[str, float]
+    terms: dict[str, float]
+    images_per_second: float
+    seconds: float
+    scores: dict[str, float] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``metrics.jsonl`` object: terms and scores flattened into it."""
+        position = {"epoch": self.epoch, "stage": self.stage, "stage_epoch": self.stage_epoch}
+        timing = {"images_per_second": self.images_per_second, "seconds": self.seconds}
+        return {**position, "step": self.step, "lr": self.lr, **self.terms, **timing,
+                **(self.scores or {})}  # fmt: skip
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
@@ -30,6 +65,14 @@ def append_metrics(path: str | Path, record: dict[str, Any]) -> None:
     """Append one record as a line."""
     with Path(path).open("a", encoding="utf-8") as handle:
         handle.write(json.dumps(record, sort_keys=True) + "\n")
+
+
+def write_epoch(run_dir: Path, record: EpochRecord, stage_done: bool) -> None:
+    """Append ``record`` to ``metrics.jsonl``; redraw ``curves.png`` after an evaluation or when
+    the epoch ends its stage."""
+    append_metrics(run_dir / METRICS_FILE, record.to_dict())
+    if record.scores or stage_done:
+        plot_curves(read_metrics(run_dir / METRICS_FILE), run_dir / CURVES_FILE)
 
 
 def truncate_metrics(path: str | Path, last_epoch: int) -> None:

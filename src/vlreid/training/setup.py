@@ -1,4 +1,4 @@
-"""The pieces of a run that the loop builds before training: precision, backbone, method.
+"""The pieces of a run that the loop builds before training: accelerator, method, progress bar.
 
 Also the checks made before any work (captions given to a method that needs them, a ``state.pt``
 in the run folder that belongs to the same run) and two small helpers of the loop.
@@ -11,11 +11,17 @@ from typing import Any
 
 import torch
 
-from vlreid.config import RunConfig
+# At import, not in progress_bar: importing rich.progress draws from Python's global random
+# state, which must happen before train() seeds it, as it always has.
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+from vlreid.config import RunConfig, TrainConfig
 from vlreid.errors import ReIDError
-from vlreid.model.backbone import BackboneConfig, build_clip
-from vlreid.training.checkpoint import STATE_FILE
+from vlreid.method_options import METHOD_OPTIONS
+from vlreid.model.backbone import build_clip
+from vlreid.training.checkpoint import STATE_FILE, load_training_state
 from vlreid.training.data import RunData
+from vlreid.training.methods import METHODS, Method
 
 RESUME_KEYS: tuple[str, ...] = ("model", "method", "stages")
 
@@ -46,27 +52,14 @@ def check_resumable(
         )
 
 
-def backbone_config(config: RunConfig, data: RunData) -> BackboneConfig:
-    """The backbone of the run: the model config plus the dataset's classes and cameras."""
-    model = config.model
-    return BackboneConfig(
-        clip_model=model.clip_model,
-        clip_config=model.clip_config,
-        pretrained=model.pretrained,
-        image_size=model.image_size,
-        stride=model.stride,
-        sie_cameras=data.num_cameras if model.sie else 0,
-        sie_coefficient=model.sie_coefficient,
-        num_classes=data.num_classes,
-    )
+def build_run_method(config: RunConfig, data: RunData) -> Method:
+    """The method of the run on a freshly built CLIP (pretrained weights if configured).
 
-
-def build_run_method(config: RunConfig, backbone: BackboneConfig) -> torch.nn.Module:
-    """The method of the run on a freshly built CLIP (pretrained weights if configured)."""
-    from vlreid.training.methods import METHODS
-
-    clip_model = build_clip(backbone)
-    return METHODS[config.method.name](clip_model, backbone, config.method.options)
+    The model config gets the dataset's classes and cameras (:meth:`ModelConfig.for_dataset`).
+    """
+    model_config = config.model.for_dataset(data.num_classes, data.num_cameras)
+    clip_model = build_clip(model_config)
+    return METHODS[config.method.name](clip_model, model_config, config.method.options)
 
 
 def check_captions_given(config: RunConfig) -> None:
@@ -75,9 +68,7 @@ def check_captions_given(config: RunConfig) -> None:
     Raises:
         ReIDError: ``method.name`` needs captions and ``data.captions`` is empty.
     """
-    from vlreid.training.methods import METHODS
-
-    if METHODS[config.method.name].needs_captions and not config.data.captions:
+    if METHOD_OPTIONS[config.method.name].needs_captions and not config.data.captions:
         raise ReIDError(
             f"method {config.method.name!r} trains on captions but data.captions is empty: give "
             "the caption folder written by reid caption (--set data.captions=DIR)"
@@ -96,3 +87,34 @@ def group_learning_rates(optimizer: Any, learning_rates: list[float]) -> dict[st
     """Learning rate per parameter-group name."""
     names = [group.get("name", str(i)) for i, group in enumerate(optimizer.param_groups)]
     return dict(zip(names, learning_rates, strict=True))
+
+
+def read_resume_state(run_dir: Path, config: RunConfig, world_size: int) -> dict[str, Any] | None:
+    """The ``state.pt`` of ``run_dir`` if there is one, checked by :func:`check_resumable`."""
+    if not (run_dir / STATE_FILE).is_file():
+        return None
+    state = load_training_state(run_dir / STATE_FILE)
+    check_resumable(state, config, world_size, run_dir)
+    return state
+
+
+def build_accelerator(config: TrainConfig) -> Any:
+    """The ``accelerate.Accelerator`` of a run: device, mixed precision, DDP options."""
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs
+
+    ddp_options = DistributedDataParallelKwargs(
+        find_unused_parameters=True,  # a stage may leave some trainable module unused
+        broadcast_buffers=False,  # caches are buffers; BN statistics are unused at inference
+    )
+    return Accelerator(
+        cpu=config.cpu,
+        mixed_precision=resolve_mixed_precision(config.mixed_precision, config.cpu),
+        kwargs_handlers=[ddp_options],
+    )
+
+
+def progress_bar(show: bool) -> Any:
+    """A rich progress display (one task per epoch), drawn when ``show``."""
+    columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    return Progress(*columns, disable=not show, transient=True)

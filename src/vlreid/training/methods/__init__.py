@@ -1,21 +1,21 @@
 """Training methods: one file each, one interface (see :mod:`vlreid.training.methods.base`).
 
 ``METHODS`` maps a method name (the ``method.name`` of a config) to its class; each class has a
-frozen ``config_class`` holding the paper's defaults. :func:`build_method` checks the name and
-the option keys and builds the method.
+frozen ``config_class`` (in :mod:`vlreid.method_options`) holding the paper's defaults and naming
+the stages, and builds its :class:`Stage` objects as ``method.stages``. :func:`build_method`
+checks the name and the option keys and builds the method.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
 import open_clip
 
-from vlreid.errors import ReIDError
-from vlreid.model.backbone import BackboneConfig
-from vlreid.training.methods.base import Method, MethodOutput
+from vlreid.method_options import method_config
+from vlreid.model_config import ModelConfig
+from vlreid.training.methods.base import Method, MethodOutput, Stage
 from vlreid.training.methods.baseline import BaselineConfig, BaselineMethod
 from vlreid.training.methods.clip_reid import CLIPReIDConfig, CLIPReIDMethod
 from vlreid.training.methods.scgi import SCGIConfig, SCGIMethod
@@ -29,30 +29,18 @@ METHODS: dict[str, type[Method]] = {
 }
 
 
-def method_config(name: str, options: Mapping[str, Any] | None = None) -> Any:
-    """The config dataclass of method ``name`` with ``options`` overriding its defaults.
+def build_method(
+    name: str,
+    clip_model: open_clip.CLIP,
+    model_config: ModelConfig,
+    options: Mapping[str, Any] | None = None,
+) -> Method:
+    """Build method ``name`` on ``clip_model`` (see :func:`vlreid.model.backbone.build_clip`).
 
     Raises:
         ReIDError: ``name`` or an option key is unknown (the message lists the valid ones).
     """
-    if name not in METHODS:
-        raise ReIDError(f"unknown method {name!r}; valid methods: {sorted(METHODS)}")
-    config_class = METHODS[name].config_class
-    valid = [field.name for field in dataclasses.fields(config_class)]
-    unknown = sorted(set(options or {}) - set(valid))
-    if unknown:
-        raise ReIDError(f"unknown option(s) {unknown} for method {name!r}; valid: {valid}")
-    return config_class(**dict(options or {}))
-
-
-def build_method(
-    name: str,
-    clip_model: open_clip.CLIP,
-    backbone: BackboneConfig,
-    options: Mapping[str, Any] | None = None,
-) -> Method:
-    """Build method ``name`` on ``clip_model`` (see :func:`vlreid.model.backbone.build_clip`)."""
-    return METHODS[name](clip_model, backbone, method_config(name, options))
+    return METHODS[name](clip_model, model_config, method_config(name, options))
 
 
 __all__ = [
@@ -67,6 +55,7 @@ __all__ = [
     "SCGIMethod",
     "SVLLConfig",
     "SVLLMethod",
+    "Stage",
     "build_method",
     "method_config",
 ]

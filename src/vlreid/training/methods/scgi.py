@@ -22,7 +22,6 @@ choice is a named :class:`SCGIConfig` field whose docstring gives the reason for
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import open_clip
@@ -32,12 +31,13 @@ from open_clip.transformer import ResidualAttentionBlock
 from torch import nn
 
 from vlreid.errors import ReIDError
-from vlreid.model.backbone import BackboneConfig, build_reid_model
+from vlreid.method_options import SCGIConfig
+from vlreid.model_config import ModelConfig
 from vlreid.training.losses import identity_loss, supervised_contrastive_loss, triplet_loss
 from vlreid.training.methods.base import (
-    ImageBranchConfig,
     Method,
     MethodOutput,
+    Stage,
     image_branch_loss,
     make_output,
     optimizer_groups,
@@ -47,51 +47,7 @@ from vlreid.training.methods.text import PromptTemplate, TextEncoder
 if TYPE_CHECKING:
     from vlreid.datasets.bimodal import ReIDBatch
 
-
-@dataclass(frozen=True)
-class SCGIConfig(ImageBranchConfig):
-    """Options of ``scgi``. ``lr`` (5e-6) is the visual encoder's learning rate.
-
-    Attributes:
-        new_module_lr: Learning rate of the modules CLIP does not have (5e-5, from the paper):
-            CGI, CFF, the BNNecks, classifiers and SIE embedding.
-        num_queries: CGI learnable queries K (2, the paper's best; swept in its Fig. 4).
-        depth: CGI cross-attention + FFN blocks (1, the paper's best; swept in its Fig. 4).
-        heads: Attention heads of CGI and CFF (8 = 512 / 64, CLIP's head width; must divide
-            the embedding size).
-        weighting_temperature: Softmax temperature of the caption re-weighting of image tokens.
-            Not given by the paper: weights are ``N * softmax(cos(token, caption) / t)`` so that
-            uniform similarity leaves the tokens unchanged; 0.1 lets a few tokens dominate.
-        mapper_hidden_dim: Hidden width of the CGI MLPs; None means the text width (the paper
-            says "a small MLP" only).
-        global_branch: Add the MLP of the projected CLS to S* (the paper's global branch).
-        pseudo_prompt: Sentence holding the pseudo-word (one ``X``).
-        alignment_temperature: Temperature of the identity-aware contrastive loss between
-            pseudo-text and image features. Not given: CLIP's initial 0.07 on L2-normalised
-            features (CLIP-ReID's unnormalised temperature 1 does not transfer to normalised ones).
-        image_alignment_weight: Weight of that contrastive loss (1.0; not given).
-        caption_alignment_weight: Weight of ``1 - cos(pseudo-text, caption)`` (1.0; not given).
-            A cosine rather than a contrastive loss because captions of different identities
-            often coincide (same clothes), which would make false negatives.
-        fusion_layers: CFF transformer blocks after the cross-attention (2, from the paper).
-        fusion_weight: Weight of the CFF's ID + triplet losses (1.0; not given).
-        text_batch_size: Captions encoded at once when filling the caption cache.
-    """
-
-    new_module_lr: float = 5e-5
-    num_queries: int = 2
-    depth: int = 1
-    heads: int = 8
-    weighting_temperature: float = 0.1
-    mapper_hidden_dim: int | None = None
-    global_branch: bool = True
-    pseudo_prompt: str = "A photo of a X person."
-    alignment_temperature: float = 0.07
-    image_alignment_weight: float = 1.0
-    caption_alignment_weight: float = 1.0
-    fusion_layers: int = 2
-    fusion_weight: float = 1.0
-    text_batch_size: int = 256
+__all__ = ["SCGIConfig", "SCGIImageStage", "SCGIMethod"]
 
 
 def _mlp(input_dim: int, hidden_dim: int, output_dim: int) -> nn.Sequential:
@@ -156,73 +112,43 @@ class ContextualFeatureFusion(nn.Module):
         return self.norm(x[:, end_position])
 
 
-class SCGIMethod(Method):
-    """CLIP-SCGI: caption-guided inversion and contextual fusion, image encoder at inference.
+class SCGIImageStage(Stage):
+    """``"image"``, CLIP-SCGI's one stage: image branch, CGI alignment and CFF, with captions.
 
-    Args:
-        clip_model: CLIP providing the vision weights and the frozen text tower.
-        backbone: Architecture of the ReID model (``num_classes`` > 0).
-        config: Options.
+    Captions are encoded lazily, each distinct caption once, on first use
+    (:meth:`caption_features`; a loop may prefill the cache with all captions). The cache is
+    not saved: the frozen encoder recomputes it identically after a resume.
     """
 
-    name = "scgi"
-    stages = ("image",)
-    config_class = SCGIConfig
-    needs_captions = True
+    name = "image"
+    method: SCGIMethod
 
-    def __init__(
-        self,
-        clip_model: open_clip.CLIP,
-        backbone: BackboneConfig,
-        config: SCGIConfig | None = None,
-    ) -> None:
-        super().__init__(build_reid_model(backbone, clip_model))
-        if backbone.num_classes <= 0:
-            raise ValueError(f"{self.name} needs backbone.num_classes > 0")
-        self.config = config or SCGIConfig()
-        embed_dim = self.model.embed_dim
-        if embed_dim % self.config.heads:
-            raise ReIDError(f"scgi heads={self.config.heads} must divide embed_dim={embed_dim}")
-        self.text_encoder = TextEncoder(clip_model)
-        self.template = PromptTemplate(self.text_encoder, self.config.pseudo_prompt)
-        if self.template.num_placeholders != 1:
-            raise ReIDError(f"pseudo_prompt {self.config.pseudo_prompt!r} needs exactly one X")
-        width = self.text_encoder.width
-        self.inversion = CaptionGuidedInversion(embed_dim, width, self.config)
-        self.fusion = ContextualFeatureFusion(width, embed_dim, self.config)
-        self.fusion_bottleneck = nn.BatchNorm1d(embed_dim)
-        self.fusion_classifier = nn.Linear(embed_dim, backbone.num_classes, bias=False)
-        nn.init.normal_(self.fusion_classifier.weight, std=0.001)
+    def __init__(self, method: SCGIMethod) -> None:
+        super().__init__(method)
         self.caption_cache: dict[str, torch.Tensor] = {}
 
-    def prepare_stage(self, stage: str, loader: Iterable[ReIDBatch] | None = None) -> None:
-        """Train everything but the text encoder (``loader`` unused).
-
-        Captions are encoded lazily, each distinct caption once, on first use; a loop may prefill
-        the cache with ``caption_features(all_captions)``. The cache is not saved: the frozen
-        encoder recomputes it identically after a resume.
-        """
-        self.check_stage(stage)
-        self.requires_grad_(False)
-        self.model.set_trainable(True)
-        for module in (self.inversion, self.fusion, self.fusion_classifier):
+    def prepare(self, loader: Iterable[ReIDBatch] | None = None) -> None:
+        """Train everything but the text encoder (``loader`` unused)."""
+        method = self.method
+        method.requires_grad_(False)
+        method.model.set_trainable(True)
+        for module in (method.inversion, method.fusion, method.fusion_classifier):
             module.requires_grad_(True)
-        self.fusion_bottleneck.weight.requires_grad_(True)  # BNNeck: bias stays frozen
+        method.fusion_bottleneck.weight.requires_grad_(True)  # BNNeck: bias stays frozen
 
-    def param_groups(self, stage: str) -> list[dict[str, Any]]:
+    def param_groups(self) -> list[dict[str, Any]]:
         """``visual`` at ``lr``; every new module at ``new_module_lr``."""
-        self.check_stage(stage)
-        config = self.config
+        method, config = self.method, self.method.config
         visual = optimizer_groups(
             "visual",
-            self.model.visual.named_parameters(),
+            method.model.visual.named_parameters(),
             config.lr,
             config.weight_decay,
             config.bias_lr_factor,
         )
         new_parameters = [
             (name, parameter)
-            for name, parameter in self.named_parameters()
+            for name, parameter in method.named_parameters()
             if not name.startswith(("model.visual.", "text_encoder."))
         ]
         new = optimizer_groups(
@@ -237,26 +163,26 @@ class SCGIMethod(Method):
     @torch.no_grad()
     def caption_features(self, captions: Sequence[str]) -> torch.Tensor:
         """Frozen text features ``(B, E)`` of ``captions``, each distinct caption encoded once."""
+        method, batch_size = self.method, self.method.config.text_batch_size
         missing = sorted(set(captions) - self.caption_cache.keys())
-        for start in range(0, len(missing), self.config.text_batch_size):
-            chunk = missing[start : start + self.config.text_batch_size]
-            features = self.text_encoder.encode(chunk).features.float().cpu()
+        for start in range(0, len(missing), batch_size):
+            chunk = missing[start : start + batch_size]
+            features = method.text_encoder.encode(chunk).features.float().cpu()
             self.caption_cache.update(zip(chunk, features, strict=True))
-        return torch.stack([self.caption_cache[caption] for caption in captions]).to(self.device)
+        return torch.stack([self.caption_cache[caption] for caption in captions]).to(method.device)
 
-    def forward(self, batch: ReIDBatch, stage: str) -> MethodOutput:
+    def forward(self, batch: ReIDBatch) -> MethodOutput:
         """Image-branch, CGI alignment and CFF losses of one captioned batch."""
-        self.check_stage(stage)
         if "captions" not in batch:
             raise ReIDError("scgi trains on captions: give the data a caption folder")
-        config, labels = self.config, batch["labels"]
-        output = self.model.encode(batch["images"], self.camids_for(batch))
-        loss, terms = image_branch_loss(self.model, output, labels, config)
+        method, config, labels = self.method, self.method.config, batch["labels"]
+        output = method.model.encode(batch["images"], method.camids_for(batch))
+        loss, terms = image_branch_loss(method.model, output, labels, config)
 
         captions = self.caption_features(batch["captions"])
-        pseudo_word = self.inversion(output.tokens, output.projected, captions)
-        sentence = self.template(pseudo_word.unsqueeze(1))
-        pseudo_text = self.text_encoder(sentence, self.template.token_ids)
+        pseudo_word = method.inversion(output.tokens, output.projected, captions)
+        sentence = method.template(pseudo_word.unsqueeze(1))
+        pseudo_text = method.text_encoder(sentence, method.template.token_ids)
         text_features = F.normalize(pseudo_text.features, dim=-1)
         image_features = F.normalize(output.projected, dim=-1)
         temperature = config.alignment_temperature
@@ -266,8 +192,8 @@ class SCGIMethod(Method):
         caption_alignment = (1 - F.cosine_similarity(pseudo_text.features, captions, dim=-1)).mean()
 
         image_tokens = torch.cat([output.projected.unsqueeze(1), output.tokens], dim=1)
-        fused = self.fusion(pseudo_text.tokens, image_tokens, self.template.end_position)
-        fusion_logits = self.fusion_classifier(self.fusion_bottleneck(fused))
+        fused = method.fusion(pseudo_text.tokens, image_tokens, method.template.end_position)
+        fusion_logits = method.fusion_classifier(method.fusion_bottleneck(fused))
         fusion = identity_loss(fusion_logits, labels, config.label_smoothing) + triplet_loss(
             fused, labels, config.triplet_margin
         )
@@ -282,3 +208,39 @@ class SCGIMethod(Method):
             image_alignment=image_alignment, caption_alignment=caption_alignment, fusion=fusion
         )
         return make_output(loss, terms)
+
+
+class SCGIMethod(Method):
+    """CLIP-SCGI: caption-guided inversion and contextual fusion, image encoder at inference.
+
+    Args:
+        clip_model: CLIP providing the vision weights and the frozen text tower.
+        model_config: Architecture of the ReID model (``num_classes`` > 0).
+        config: Options.
+    """
+
+    name = "scgi"
+    config_class = SCGIConfig
+    stage_classes: tuple[type[Stage], ...] = (SCGIImageStage,)
+    config: SCGIConfig
+
+    def __init__(
+        self,
+        clip_model: open_clip.CLIP,
+        model_config: ModelConfig,
+        config: SCGIConfig | None = None,
+    ) -> None:
+        super().__init__(clip_model, model_config, config)
+        embed_dim = self.model.embed_dim
+        if embed_dim % self.config.heads:
+            raise ReIDError(f"scgi heads={self.config.heads} must divide embed_dim={embed_dim}")
+        self.text_encoder = TextEncoder(clip_model)
+        self.template = PromptTemplate(self.text_encoder, self.config.pseudo_prompt)
+        if self.template.num_placeholders != 1:
+            raise ReIDError(f"pseudo_prompt {self.config.pseudo_prompt!r} needs exactly one X")
+        width = self.text_encoder.width
+        self.inversion = CaptionGuidedInversion(embed_dim, width, self.config)
+        self.fusion = ContextualFeatureFusion(width, embed_dim, self.config)
+        self.fusion_bottleneck = nn.BatchNorm1d(embed_dim)
+        self.fusion_classifier = nn.Linear(embed_dim, model_config.num_classes, bias=False)
+        nn.init.normal_(self.fusion_classifier.weight, std=0.001)

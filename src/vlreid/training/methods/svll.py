@@ -22,51 +22,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import open_clip
 import torch
 from torch import nn
 
-from vlreid.model.backbone import BackboneConfig
+from vlreid.method_options import SVLLConfig
+from vlreid.model_config import ModelConfig
 from vlreid.training.losses import nt_xent_loss
-from vlreid.training.methods.base import optimizer_groups
-from vlreid.training.methods.clip_reid import CLIPReIDConfig, CLIPReIDMethod
+from vlreid.training.methods.base import Stage, optimizer_groups
+from vlreid.training.methods.clip_reid import CLIPReIDMethod, ImageStage, PromptStage
 
 if TYPE_CHECKING:
     from vlreid.datasets.bimodal import ReIDBatch
 
-
-@dataclass(frozen=True)
-class SVLLConfig(CLIPReIDConfig):
-    """Options of ``svll`` (defaults: SVLL-ReID's ``configs/person/vit_svllreid.yml``).
-
-    Attributes:
-        mask_probability: Probability of zeroing each prompt-embedding element (0.5).
-        text_ssl_weight: Weight of the stage-1 NT-Xent (0.8).
-        image_ssl_weight: Weight of the stage-2 NT-Xent (0.8).
-        ssl_temperature: NT-Xent temperature (0.1).
-        head_hidden_dim: Hidden width of both MLP heads (4096; smaller for tiny models).
-        head_output_dim: Output width of both MLP heads (256).
-        train_text_head: Train the stage-1 text head with the prompts (the official code does not).
-        head_lr: Stage-2 learning rate of the image head; None means ``lr`` (official).
-        view_erasing_probability: Probability of erasing a view (0.5).
-        view_erasing_area: Erased fraction of the image (1/3).
-        view_flip_probability: Probability of flipping a view horizontally (0.5).
-    """
-
-    mask_probability: float = 0.5
-    text_ssl_weight: float = 0.8
-    image_ssl_weight: float = 0.8
-    ssl_temperature: float = 0.1
-    head_hidden_dim: int = 4096
-    head_output_dim: int = 256
-    train_text_head: bool = True
-    head_lr: float | None = None
-    view_erasing_probability: float = 0.5
-    view_erasing_area: float = 1 / 3
-    view_flip_probability: float = 0.5
+__all__ = ["SVLLConfig", "SVLLImageStage", "SVLLMethod", "SVLLPromptStage"]
 
 
 def projection_head(input_dim: int, hidden_dim: int, output_dim: int) -> nn.Sequential:
@@ -108,68 +79,69 @@ def augmented_view(
     return view
 
 
-class SVLLMethod(CLIPReIDMethod):
-    """SVLL-ReID: CLIP-ReID with language (stage 1) and vision (stage 2) self-supervision."""
+class SVLLPromptStage(PromptStage):
+    """CLIP-ReID's prompt stage plus the language self-supervision (and its text head)."""
 
-    name = "svll"
-    config_class = SVLLConfig
-    config: SVLLConfig
+    method: SVLLMethod
 
-    def __init__(
-        self,
-        clip_model: open_clip.CLIP,
-        backbone: BackboneConfig,
-        config: SVLLConfig | None = None,
-    ) -> None:
-        super().__init__(clip_model, backbone, config or SVLLConfig())
-        hidden, output = self.config.head_hidden_dim, self.config.head_output_dim
-        self.text_head = projection_head(self.text_encoder.embed_dim, hidden, output)
-        self.image_head = projection_head(self.model.final_dim, hidden, output)
+    def prepare(self, loader: Iterable[ReIDBatch] | None = None) -> None:
+        """CLIP-ReID's split, plus the text head if ``train_text_head``."""
+        super().prepare(loader)
+        self.method.text_head.requires_grad_(self.method.config.train_text_head)
 
-    def prepare_stage(self, stage: str, loader: Iterable[ReIDBatch] | None = None) -> None:
-        """CLIP-ReID's split, plus the text head (stage 1, if trained) or image head (stage 2)."""
-        super().prepare_stage(stage, loader)
-        if stage == "prompt":
-            self.text_head.requires_grad_(self.config.train_text_head)
-        else:
-            self.image_head.requires_grad_(True)
-
-    def param_groups(self, stage: str) -> list[dict[str, Any]]:
-        """CLIP-ReID's groups plus the head trained in ``stage``."""
-        groups = super().param_groups(stage)
-        config = self.config
-        if stage == "prompt":
-            head, lr, decay, factor = "text_head", config.prompt_lr, config.prompt_weight_decay, 1.0
-        else:
-            head, lr = "image_head", config.head_lr or config.lr
-            decay, factor = config.weight_decay, config.bias_lr_factor
-        parameters = getattr(self, head).named_parameters()
-        return groups + optimizer_groups(head, parameters, lr, decay, factor)
+    def param_groups(self) -> list[dict[str, Any]]:
+        """The identity tokens and the text head, both at ``prompt_lr``."""
+        config = self.method.config
+        head = self.method.text_head.named_parameters()
+        return super().param_groups() + optimizer_groups(
+            "text_head", head, config.prompt_lr, config.prompt_weight_decay, 1.0
+        )
 
     def prompt_loss(self, batch: ReIDBatch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """CLIP-ReID's stage-1 loss plus the language self-supervision."""
         loss, terms = super().prompt_loss(batch)
-        identities = batch["labels"].to(self.device).unique()
+        method = self.method
+        identities = batch["labels"].to(method.device).unique()
         if identities.numel() < 2:  # BatchNorm and NT-Xent need two samples
-            terms["ssl"] = torch.zeros((), device=self.device)
+            terms["ssl"] = torch.zeros((), device=method.device)
             return loss, terms
-        prompts = self.template(self.prompt_tokens[identities])
-        probability = self.config.mask_probability
+        prompts = method.template(method.prompt_tokens[identities])
+        probability = method.config.mask_probability
         views = [
             prompts * (torch.rand_like(prompts) >= probability).to(prompts.dtype) for _ in range(2)
         ]
         embeddings = [
-            self.text_head(self.text_encoder(view, self.template.token_ids).features)
+            method.text_head(method.text_encoder(view, method.template.token_ids).features)
             for view in views
         ]
-        ssl = nt_xent_loss(embeddings[0], embeddings[1], self.config.ssl_temperature)
+        ssl = nt_xent_loss(embeddings[0], embeddings[1], method.config.ssl_temperature)
         terms["ssl"] = ssl
-        return loss + self.config.text_ssl_weight * ssl, terms
+        return loss + method.config.text_ssl_weight * ssl, terms
+
+
+class SVLLImageStage(ImageStage):
+    """CLIP-ReID's image stage plus the vision self-supervision (and its image head)."""
+
+    method: SVLLMethod
+
+    def prepare(self, loader: Iterable[ReIDBatch] | None = None) -> None:
+        """CLIP-ReID's split, plus the image head."""
+        super().prepare(loader)
+        self.method.image_head.requires_grad_(True)
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        """The ReID model, and the image head at ``head_lr`` (None: ``lr``)."""
+        config = self.method.config
+        head = self.method.image_head.named_parameters()
+        lr = config.head_lr or config.lr
+        return super().param_groups() + optimizer_groups(
+            "image_head", head, lr, config.weight_decay, config.bias_lr_factor
+        )
 
     def image_loss(self, batch: ReIDBatch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """CLIP-ReID's stage-2 loss plus the vision self-supervision."""
         loss, terms = super().image_loss(batch)
-        config = self.config
+        method, config = self.method, self.method.config
         embeddings = []
         for _ in range(2):
             view = augmented_view(
@@ -178,7 +150,27 @@ class SVLLMethod(CLIPReIDMethod):
                 config.view_erasing_area,
                 config.view_flip_probability,
             )
-            embeddings.append(self.image_head(self.model.encode(view).final))
+            embeddings.append(method.image_head(method.model.encode(view).final))
         ssl = nt_xent_loss(embeddings[0], embeddings[1], config.ssl_temperature)
         terms["ssl"] = ssl
         return loss + config.image_ssl_weight * ssl, terms
+
+
+class SVLLMethod(CLIPReIDMethod):
+    """SVLL-ReID: CLIP-ReID with language (stage 1) and vision (stage 2) self-supervision."""
+
+    name = "svll"
+    config_class = SVLLConfig
+    stage_classes: tuple[type[Stage], ...] = (SVLLPromptStage, SVLLImageStage)
+    config: SVLLConfig
+
+    def __init__(
+        self,
+        clip_model: open_clip.CLIP,
+        model_config: ModelConfig,
+        config: SVLLConfig | None = None,
+    ) -> None:
+        super().__init__(clip_model, model_config, config or SVLLConfig())
+        hidden, output = self.config.head_hidden_dim, self.config.head_output_dim
+        self.text_head = projection_head(self.text_encoder.embed_dim, hidden, output)
+        self.image_head = projection_head(self.model.final_dim, hidden, output)
