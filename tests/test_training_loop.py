@@ -71,6 +71,23 @@ def test_a_run_writes_its_config_metrics_curves_and_checkpoints(dataset: Path, t
     assert position == ("image", 2, 4, 1)
 
 
+def test_the_loop_never_reads_loss_terms_per_step(
+    dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MethodOutput.terms syncs with the device; the loop sums term_values there instead."""
+    from vlreid.training.methods import MethodOutput
+
+    def refuse(output: MethodOutput) -> dict[str, float]:
+        raise AssertionError("MethodOutput.terms read during training")
+
+    monkeypatch.setattr(MethodOutput, "terms", property(refuse))
+    train(tiny_config(dataset, "clip-reid", epochs=1), tmp_path / "run")
+    records = read_metrics(tmp_path / "run" / "metrics.jsonl")
+    assert [record["stage"] for record in records] == ["prompt", "image"]
+    assert {"loss", "i2t", "t2i"} <= records[0].keys()
+    assert {"loss", "id", "triplet", "i2tce"} <= records[1].keys()
+
+
 def test_gradient_accumulation_steps_once_per_group_and_at_the_end_of_an_epoch(
     dataset: Path, tmp_path: Path
 ) -> None:
