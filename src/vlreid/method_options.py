@@ -30,8 +30,8 @@ class ImageBranchConfig:
         bias_lr_factor: Biases get ``lr * bias_lr_factor`` (CLIP-ReID's ``BIAS_LR_FACTOR`` 2).
         id_weight: Weight of the identity loss, summed over the two classifiers.
         triplet_weight: Weight of the triplet loss, summed over the three features.
-        triplet_margin: Batch-hard triplet margin; None means soft margin.
-        label_smoothing: Epsilon of the label-smoothed cross-entropies.
+        triplet_margin: Batch-hard triplet margin (0.3); None means soft margin.
+        label_smoothing: Epsilon of the label-smoothed cross-entropies (0.1).
     """
 
     stage_names: ClassVar[tuple[str, ...]] = ("image",)
@@ -165,24 +165,15 @@ METHOD_OPTIONS: dict[str, type[ImageBranchConfig]] = {
 }
 
 
-def method_options_class(name: str) -> type[ImageBranchConfig]:
-    """The options class of method ``name``.
-
-    Raises:
-        ReIDError: ``name`` is not a method (the message lists the valid ones).
-    """
-    if name not in METHOD_OPTIONS:
-        raise ReIDError(f"unknown method {name!r}; valid methods: {sorted(METHOD_OPTIONS)}")
-    return METHOD_OPTIONS[name]
-
-
 def method_config(name: str, options: Mapping[str, Any] | None = None) -> ImageBranchConfig:
     """The options of method ``name`` with ``options`` overriding its defaults (untyped values).
 
     Raises:
         ReIDError: ``name`` or an option key is unknown (the message lists the valid ones).
     """
-    options_class = method_options_class(name)
+    if name not in METHOD_OPTIONS:
+        raise ReIDError(f"unknown method {name!r}; valid methods: {sorted(METHOD_OPTIONS)}")
+    options_class = METHOD_OPTIONS[name]
     valid = [field.name for field in dataclasses.fields(options_class)]
     unknown = sorted(set(options or {}) - set(valid))
     if unknown:

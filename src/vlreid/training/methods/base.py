@@ -131,7 +131,8 @@ class Method(nn.Module):
     Class attributes:
         name: The key in ``vlreid.training.methods.METHODS``.
         config_class: The frozen dataclass of the method's options
-            (:mod:`vlreid.method_options`), which also names the stages.
+            (:mod:`vlreid.method_options`), which also names the stages (``stage_names``) and
+            says whether the method trains on captions (``needs_captions``).
         stage_classes: The :class:`Stage` classes of ``stages``, in training order.
     """
 
@@ -152,11 +153,6 @@ class Method(nn.Module):
         self.config = config or self.config_class()
         # A tuple, not a ModuleList: the stages point back at the method, not the reverse.
         self.stages: tuple[Stage, ...] = tuple(cls(self) for cls in self.stage_classes)
-
-    @property
-    def needs_captions(self) -> bool:
-        """Whether training batches must carry captions (``data.captions``)."""
-        return self.config_class.needs_captions
 
     @property
     def device(self) -> torch.device:
