@@ -15,10 +15,8 @@ autocast when asked, and scales fp16 losses. Everything else is written out in :
   after its last epoch) goes to ``metrics.jsonl``, and :func:`save_checkpoint` writes
   ``model.safetensors`` and ``state.pt`` (rank 0; the latter with every rank's random state).
 
-A run folder that holds ``state.pt`` is resumed from it: the method's weights, the optimizer, the
-:class:`~vlreid.training.checkpoint.Position` (stage, epoch, step) and the random states are
-restored, so that on CPU the resumed run ends with the same weights, bit for bit, as a run that
-was never stopped.
+A run folder holding ``state.pt`` resumes from it (weights, optimizer, ``Position``, random
+states): on CPU it ends with the same weights, bit for bit, as a run that was never stopped.
 """
 
 from __future__ import annotations
