@@ -106,6 +106,52 @@ def test_unreadable_images_become_rows_with_a_reason(dataset, tmp_path):
     assert (summary.image_errors, summary.repaired) == (2, 9)
 
 
+def test_unreadable_images_are_captioned_again_in_place_once_they_read(dataset, tmp_path):
+    """The rerun that the training error asks for: only the image_error rows are captioned
+    again, their new rows replace the old ones inside the same shards (no duplicate, no new
+    shard), and an image that still fails stays one image_error row."""
+    root, manifest = dataset
+    out = tmp_path / "captions"
+    fixed, still_broken = manifest["relpath"].iloc[0], manifest["relpath"].iloc[4]
+    good = (root / fixed).read_bytes()
+    for relpath in (fixed, still_broken):
+        (root / relpath).write_bytes(b"not a jpeg")
+    run(dataset, out, ColourCaptioner())
+    shards = sorted(path.name for path in out.glob("part-*.parquet"))
+    before = pd.read_parquet(out).set_index("relpath")
+    (root / fixed).write_bytes(good)
+
+    second = ColourCaptioner()
+    summary = run(dataset, out, second)
+    assert sorted(",".join(second.seen).split(",")) == [fixed]  # the readable one only
+    assert (summary.images, summary.skipped, summary.image_errors) == (2, len(manifest) - 2, 1)
+    assert sorted(path.name for path in out.glob("part-*.parquet")) == shards
+    assert not list(out.glob(".*"))  # no temporary file left
+    after = pd.read_parquet(out)
+    assert after["relpath"].is_unique and len(after) == len(manifest)
+    after = after.set_index("relpath")
+    assert after.loc[fixed, "status"] == "repaired" and after.loc[fixed, "caption"]
+    assert after.loc[still_broken, "status"] == "image_error"
+    untouched = after.index.difference([fixed, still_broken])
+    pd.testing.assert_frame_equal(after.loc[untouched], before.loc[untouched])
+
+
+def test_another_dataset_root_is_refused(dataset, tmp_path):
+    """Two roots of the same dataset name (e.g. two synthetic datasets) are never merged."""
+    root, manifest = dataset
+    out = tmp_path / "captions"
+    run(dataset, out, ColourCaptioner())
+    assert read_manifest(out)["root"] == str(root.resolve())
+    copy = tmp_path / "copy"
+    write_jpeg_tree(copy, IMAGES_PER_ID)
+    with pytest.raises(ReIDError) as error:
+        run((copy, manifest), out, ColourCaptioner())
+    assert str(error.value) == (
+        f"caption folder {out} holds captions of the market1501 images under {root.resolve()}, "
+        f"not {copy.resolve()}: use another --out for this dataset, or --overwrite to replace them"
+    )
+
+
 def test_a_crashed_run_resumes_without_duplicates(dataset, tmp_path):
     out = tmp_path / "captions"
     with pytest.raises(RuntimeError, match="simulated crash"):

@@ -93,16 +93,32 @@ def test_override_into_a_mapping_field(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("data.bach_size=3", "unknown key(s) ['bach_size'] in [data]; valid keys: ['dataset'"),
-        ("method.margin=0.5", "unknown key(s) ['margin'] in [method]"),
-        ("optim.lr=1", "unknown key(s) ['optim']"),
-        ("stages.warmup.epochs=1", "unknown key(s) ['warmup'] in"),
-        ("data.batch_size=many", "data.batch_size must be an integer"),
-        ("model.sie=1", "model.sie must be true or false"),
-        ("model.image_size=[1, 2, 3]", "model.image_size must have 2 items"),
-        ("stages.image.schedule=linear", "is not one of ['multistep', 'cosine', 'constant']"),
-        ("method.name=transreid", "method.name 'transreid' is not one of"),
-        ("data.batch_size", "must look like section.key=value"),
+        (
+            "data.bach_size=3",
+            "--set data.bach_size=3: unknown key 'bach_size' in [data]; did you mean "
+            "'batch_size'? (valid keys: dataset, root, options, captions, missing_captions, "
+            "batch_size, num_instances, num_workers, cache, eval_batch_size, augmentation)",
+        ),
+        ("method.margin=0.5", "--set method.margin=0.5: unknown key 'margin' in [method]"),
+        (
+            "optim.lr=1",
+            "--set optim.lr=1: unknown key 'optim' (valid keys: data, model, method, stages, "
+            "train)",
+        ),
+        (
+            "stages.warmup.epochs=1",
+            "--set stages.warmup.epochs=1: unknown key 'warmup' in [stages] of method clip-reid",
+        ),
+        ("data.batch_size=many", "--set data.batch_size=many: data.batch_size must be an integer"),
+        ("model.sie=1", "--set model.sie=1: model.sie must be true or false"),
+        ("model.image_size=[1, 2, 3]", "--set model.image_size=[1, 2, 3]: model.image_size must"),
+        (
+            "stages.image.schedule=linear",
+            "--set stages.image.schedule=linear: stages.image.schedule = 'linear' is not one of "
+            "['multistep', 'cosine', 'constant']",
+        ),
+        ("method.name=transreid", "--set method.name=transreid: method.name 'transreid' is not"),
+        ("data.batch_size", "--set data.batch_size: expected section.key=value"),
     ],
 )
 def test_bad_keys_and_values_raise_with_the_valid_choices(
@@ -110,7 +126,35 @@ def test_bad_keys_and_values_raise_with_the_valid_choices(
 ) -> None:
     with pytest.raises(ReIDError) as error:
         load_config(write(tmp_path, MINIMAL), [override])
-    assert message in str(error.value)
+    assert str(error.value).startswith(message)
+
+
+def test_errors_in_the_file_name_the_file_and_suggest_the_closest_key(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL.replace("epochs = 60", "epoch = 60"))
+    with pytest.raises(ReIDError) as error:
+        load_config(path, ["data.batch_size=32"])  # an override elsewhere is not blamed
+    assert str(error.value).startswith(
+        f"config {path}: unknown key 'epoch' in [stages.image]; did you mean 'epochs'?"
+    )
+    with pytest.raises(ReIDError) as error:
+        load_config(path, ["stages.image.epoch=3"])  # the override sets the same key: blamed
+    assert str(error.value).startswith("--set stages.image.epoch=3: unknown key 'epoch'")
+
+
+def test_relative_paths_are_made_absolute_against_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "weights.pt").write_bytes(b"")
+    config = load_config(
+        write(tmp_path, MINIMAL),
+        ["data.root=data/D", "data.captions=../caps", "model.pretrained=weights.pt"],
+    )
+    assert config.data.root == str(tmp_path / "data" / "D")
+    assert config.data.captions == str(tmp_path.parent / "caps")
+    assert config.model.pretrained == str(tmp_path / "weights.pt")
+    config = load_config(write(tmp_path, MINIMAL), ["data.root=", "model.pretrained=openai"])
+    assert config.data.root == "" and config.model.pretrained == "openai"
 
 
 def test_every_stage_of_the_method_needs_a_table(tmp_path: Path) -> None:

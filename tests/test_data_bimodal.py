@@ -71,7 +71,9 @@ def test_missing_captions_error_lists_count_and_examples(
     root, manifest = tree
     rows = _caption_rows(manifest)
     dropped = rows.pop(2)["relpath"]
-    rows[4] = {**rows[4], "caption": None, "status": "image_error"}
+    reason = "UnidentifiedImageError: cannot identify image file"
+    rows = [{**row, "error": ""} for row in rows]  # every shard has the column, as written
+    rows[4] = {**rows[4], "caption": None, "status": "image_error", "error": reason}
     errored = rows[4]["relpath"]
     _write_shards(tmp_path / "captions", rows)
     transform = build_eval_transform(PREPROCESSING)
@@ -79,6 +81,13 @@ def test_missing_captions_error_lists_count_and_examples(
         BimodalDataset(manifest, root, transform, captions_dir=tmp_path / "captions")
     assert dropped in str(raised.value) and errored in str(raised.value)
     assert "missing_captions='fallback'" in str(raised.value)
+    # which of them could not be read, and how to caption them (the same reid caption --out)
+    assert f"; 1 of them could not be read when captioned (image_error: {errored}: {reason})" in (
+        str(raised.value)
+    )
+    assert "reid caption with the same --out captions the missing and unreadable ones" in str(
+        raised.value
+    )
 
     dataset = BimodalDataset(
         manifest,

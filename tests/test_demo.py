@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from vlreid.cli import app
@@ -13,12 +14,17 @@ from vlreid.demo import DemoSettings, results_markdown
 from vlreid.testing.llava import build_tiny_llava
 
 
-def test_quick_demo_runs_the_whole_pipeline(tmp_path: Path) -> None:
+def test_quick_demo_runs_the_whole_pipeline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Every step through the command line, captions by the shipped tiny LLaVA
-    (``builtin:tiny-llava-synthetic``) on identities it never saw."""
-    out = tmp_path / "demo"
-    result = CliRunner().invoke(app, ["demo", "--out", str(out), "--quick"])
+    (``builtin:tiny-llava-synthetic``) on identities it never saw; as the README types it, from
+    a working directory, into the relative default ``--out runs/demo``."""
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "runs" / "demo"
+    result = CliRunner().invoke(app, ["demo", "--quick"])
     assert result.exit_code == 0, result.output
+    assert f"writing the demo into {out}" in result.output
     results = json.loads((out / "results.json").read_text())
 
     assert set(results["methods"]) == {"baseline", "scgi"}
@@ -60,9 +66,12 @@ def test_demo_runs_any_llava_folder(tmp_path: Path) -> None:
 
 def test_attributes_captioner_captions_from_the_labels(tmp_path: Path) -> None:
     out = tmp_path / "demo"
+    (out / "runs" / "old").mkdir(parents=True)  # an earlier demo: replaced, and said so
     arguments = ["demo", "--out", str(out), "--quick", "--captioner", "attributes"]
     result = CliRunner().invoke(app, [*arguments, "--set", "stages.image.epochs=1"])
     assert result.exit_code == 0, result.output
+    assert f"{out} holds an earlier demo: starting over (runs replaced)" in result.output
+    assert not (out / "runs" / "old").exists()
     captions = json.loads((out / "results.json").read_text())["captions"]
     assert captions["captioner"] == "attributes" and captions["model"] is None
     # The attributes captioner renders the labels, so the audit must read them back exactly.

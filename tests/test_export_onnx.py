@@ -182,7 +182,7 @@ def test_a_preprocessing_mistake_fails_the_check_with_exit_status_one(
         ([], "the parity check needs images"),
         (["--format", "tflite"], "unknown --format 'tflite'"),
         (["--dataset", "synthetic"], "--dataset needs --root"),
-        (["--images", "absent"], "--images absent is not a folder"),
+        (["--images", "absent"], "/absent is not a folder"),  # made absolute
     ],
 )
 def test_bad_arguments_give_one_line(tmp_path: Path, arguments: list[str], message: str) -> None:

@@ -25,11 +25,11 @@ ALLOWED: dict[str, frozenset[str]] = {
     "cli": frozenset(
         {"demo", "captioning", "training", "evaluation", "export", "model", "datasets"}
         | {"synthetic", "templates", "config", "preprocessing", "typed_toml", "attributes"}
-        | {"errors"}
+        | {"paths", "errors"}
     ),
     "demo": frozenset(
         {"captioning", "training", "evaluation", "export", "model", "datasets", "synthetic"}
-        | {"templates", "config", "attributes", "errors"}
+        | {"templates", "config", "attributes", "paths", "errors"}
     ),
     "testing": frozenset(
         {"captioning", "model", "datasets", "synthetic", "templates", "attributes", "errors"}
@@ -42,20 +42,21 @@ ALLOWED: dict[str, frozenset[str]] = {
         | {"model_config", "errors"}
     ),
     "export": frozenset({"evaluation", "model", "datasets", "config", "errors"}),
-    "evaluation": frozenset({"model", "datasets", "config", "errors"}),
+    "evaluation": frozenset({"model", "datasets", "config", "paths", "errors"}),
     # Building blocks. The inference model preprocesses with datasets.transforms.
     "model": frozenset({"datasets", "config", "model_config", "preprocessing", "errors"}),
     "datasets": frozenset({"config", "preprocessing", "attributes", "errors"}),
     "synthetic": frozenset({"attributes", "errors"}),
     "templates": frozenset({"attributes", "errors"}),
     # Foundations: the run config and the plain dataclasses it is made of (no torch).
-    "config": frozenset({"typed_toml", "method_options", "model_config", "errors"}),
+    "config": frozenset({"typed_toml", "method_options", "model_config", "paths", "errors"}),
     "model_config": frozenset({"preprocessing", "errors"}),
     "method_options": frozenset({"errors"}),
     "preprocessing": frozenset(),
     "typed_toml": frozenset({"errors"}),
     "attributes": frozenset(),
     "errors": frozenset(),
+    "paths": frozenset(),  # absolute_path: user paths resolved where they enter
     # The package itself: ``vlreid.load_model`` is a lazy export of the model.
     "vlreid": frozenset({"model"}),
 }

@@ -20,7 +20,7 @@ Deployment in three lines (the checkpoint carries its preprocessing; no text enc
 transformers)::
 
     model = vlreid.load_model("runs/x/model.safetensors")
-    features = model(pil_images)          # or a preprocessed (B, 3, H, W) tensor -> (B, D)
+    features = model(["a.jpg", "b.jpg"])  # paths, PIL images, arrays, tensors -> (B, D)
 """
 
 from __future__ import annotations
@@ -43,3 +43,8 @@ def __getattr__(name: str) -> Any:
 
         return load_model
     raise AttributeError(f"module 'vlreid' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The module's names, lazy exports included (so that ``dir(vlreid)`` shows load_model)."""
+    return sorted({*__all__, *(name for name in globals() if name.startswith("__"))})

@@ -27,18 +27,21 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from vlreid.errors import ReIDError
 from vlreid.method_options import METHOD_OPTIONS, ImageBranchConfig
 from vlreid.model_config import NOT_IN_MODEL_TABLE, ModelConfig
+from vlreid.paths import absolute_path, looks_like_path
 from vlreid.typed_toml import (
+    ConfigKeyError,
     TOMLDecodeError,
     apply_override,
     build_dataclass,
     dump_tables,
+    locate_error,
     parse_toml,
     plain_dict,
     reject_unknown,
@@ -209,7 +212,24 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise ReIDError(f"cannot read config {path}: {error}") from error
-    return config_from_toml(text, overrides, source=f"config {path}")
+    return absolute_paths(config_from_toml(text, overrides, source=f"config {path}"))
+
+
+def absolute_paths(config: RunConfig) -> RunConfig:
+    """``data.root``, ``data.captions`` (and ``model.pretrained`` when it names an existing
+    file) made absolute against the current directory, as a config file or ``--set`` gives
+    them; an empty root stays empty."""
+    data = replace(
+        config.data,
+        root=str(absolute_path(config.data.root)) if config.data.root else "",
+        captions=str(absolute_path(config.data.captions)) if config.data.captions else None,
+    )
+    pretrained = config.model.pretrained
+    if pretrained and not pretrained.startswith("builtin:") and looks_like_path(pretrained):
+        config = replace(
+            config, model=replace(config.model, pretrained=str(absolute_path(pretrained)))
+        )
+    return replace(config, data=data)
 
 
 def config_from_toml(text: str, overrides: Sequence[str] = (), source: str = "config") -> RunConfig:
@@ -224,22 +244,35 @@ def config_from_toml(text: str, overrides: Sequence[str] = (), source: str = "co
 def config_from_dict(
     raw: Mapping[str, Any], overrides: Sequence[str] = (), source: str = "config"
 ) -> RunConfig:
-    """Type a parsed TOML mapping (see :func:`load_config`)."""
+    """Type a parsed TOML mapping (see :func:`load_config`).
+
+    Raises:
+        ReIDError: Blamed on the ``--set`` override that wrote the offending key, else on
+            ``source``.
+    """
+    try:
+        return _typed_config(raw, overrides, source)
+    except ConfigKeyError as error:
+        raise locate_error(error, source, overrides) from None
+
+
+def _typed_config(raw: Mapping[str, Any], overrides: Sequence[str], source: str) -> RunConfig:
     raw = copy.deepcopy(dict(raw))
     for override in overrides:
         apply_override(raw, override)
     tables = ("data", "model", "method", "stages", "train")
-    reject_unknown(raw, tables, source)
+    reject_unknown(raw, tables)
     method_table = dict(raw.get("method", {}))
     name = method_table.pop("name", None)
     if name not in METHOD_OPTIONS:
-        raise ReIDError(f"{source}: method.name {name!r} is not one of {sorted(METHOD_OPTIONS)}")
+        message = f"method.name {name!r} is not one of {sorted(METHOD_OPTIONS)}"
+        raise ConfigKeyError("method.name", message)
     options_class = METHOD_OPTIONS[name]
     stage_tables = raw.get("stages", {})
     if not isinstance(stage_tables, Mapping):
         raise ReIDError(f"{source}: [stages] must be a table of stage tables")
     valid_stages = options_class.stage_names
-    reject_unknown(stage_tables, valid_stages, f"{source} [stages] of method {name}")
+    reject_unknown(stage_tables, valid_stages, "stages", f" of method {name}")
     missing = [stage for stage in valid_stages if stage not in stage_tables]
     if missing:
         raise ReIDError(
@@ -249,7 +282,7 @@ def config_from_dict(
     model_table = raw.get("model", {})
     if isinstance(model_table, Mapping):
         table_fields = [f.name for f in fields(ModelConfig) if f.name not in NOT_IN_MODEL_TABLE]
-        reject_unknown(model_table, table_fields, "[model]")
+        reject_unknown(model_table, table_fields, "model")
     config = RunConfig(
         data=build_dataclass(DataConfig, raw.get("data", {}), "data"),
         model=build_dataclass(ModelConfig, model_table, "model"),
@@ -281,7 +314,7 @@ def validate_config(config: RunConfig) -> None:
             raise ReIDError(f"stages.{name}: epochs must be >= 1 and warmup_epochs >= 0")
     for key, value, valid in choices:
         if value not in valid:
-            raise ReIDError(f"{key} = {value!r} is not one of {list(valid)}")
+            raise ConfigKeyError(key, f"{key} = {value!r} is not one of {list(valid)}")
     if config.train.gradient_accumulation_steps < 1:
         raise ReIDError("train.gradient_accumulation_steps must be >= 1")
     if config.data.batch_size % config.data.num_instances:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from vlreid.errors import ReIDError
+from vlreid.paths import absolute_path
 
 DEMO_FOLDERS: tuple[str, ...] = ("data", "captions", "runs")
 """Sub-folders of the output folder that the demo owns and replaces on every run."""
@@ -44,6 +45,7 @@ class DemoSettings:
         methods: Methods to train, each with ``configs/synthetic_<method>.toml``.
         overrides: ``--set`` overrides applied to every method's config.
         visualize: Gallery images per query in the ranked-list pictures.
+        device: ``cpu`` or ``cuda``: where captioning, training and evaluation run.
     """
 
     ids: int = 60
@@ -55,6 +57,7 @@ class DemoSettings:
     methods: tuple[str, ...] = ("baseline", "scgi")
     overrides: tuple[str, ...] = ()
     visualize: int = 8
+    device: str = "cpu"
 
     def quick(self) -> DemoSettings:
         """A much shorter variant (the CI test runs it): fewer identities, a few steps."""
@@ -82,7 +85,7 @@ def synthetic_config_path(method: str) -> Path:
 
 
 def run_demo(
-    out: Path, settings: DemoSettings, report: Callable[[str], None] = lambda message: None
+    out: str | Path, settings: DemoSettings, report: Callable[[str], None] = lambda message: None
 ) -> dict[str, Any]:
     """Run the whole pipeline into ``out`` and write ``results.json`` and ``results.md``.
 
@@ -95,12 +98,19 @@ def run_demo(
         The content of ``results.json``.
     """
     from vlreid.captioning.audit import audit_captions
+    from vlreid.captioning.backends import CAPTIONERS
     from vlreid.captioning.llava import LlavaSettings
-    from vlreid.captioning.run import CAPTIONERS, CaptionRunConfig, caption_dataset
+    from vlreid.captioning.run import CaptionRunConfig, caption_dataset
     from vlreid.synthetic import make_synthetic_dataset
 
     if settings.captioner not in CAPTIONERS:  # before any work, not after the dataset
         raise ReIDError(f"unknown captioner {settings.captioner!r}: expected one of {CAPTIONERS}")
+    out = absolute_path(out)
+    earlier = [name for name in DEMO_FOLDERS if (out / name).exists()]
+    if earlier:
+        report(f"{out} holds an earlier demo: starting over ({', '.join(earlier)} replaced)")
+    else:
+        report(f"writing the demo into {out}")
     out.mkdir(parents=True, exist_ok=True)
     for name in DEMO_FOLDERS:
         shutil.rmtree(out / name, ignore_errors=True)
@@ -115,7 +125,7 @@ def run_demo(
     report(f"2/5 captions of the train split by {settings.captioner} ({source})")
     caption_config = CaptionRunConfig(
         captioner=settings.captioner,
-        llava=LlavaSettings(model=settings.caption_model),
+        llava=LlavaSettings(model=settings.caption_model, device=settings.device),
         attributes=data_root / "attributes.parquet",
         batch_size=settings.caption_batch_size,
     )
@@ -162,7 +172,9 @@ def _train_and_evaluate(
     from vlreid.training.report import read_metrics
 
     run_dir = out / "runs" / method
-    overrides = [f"data.root={data_root}", *settings.overrides]
+    on_cpu = "true" if settings.device == "cpu" else "false"
+    overrides = [f"data.root={data_root}", f"train.cpu={on_cpu}"]
+    overrides += settings.overrides
     if method == "scgi":
         overrides.append(f"data.captions={captions}")
     config = load_config(synthetic_config_path(method), overrides)
@@ -170,9 +182,12 @@ def _train_and_evaluate(
     report(f"4/5 training {method} (tiny CLIP, {height}x{width} input)")
     train(config, run_dir)
 
-    inputs = checkpoint_inputs(run_dir / "model.safetensors", "synthetic", data_root, num_workers=0)
+    weights = run_dir / "model.safetensors"
+    inputs = checkpoint_inputs(weights, "synthetic", data_root, settings.device, num_workers=0)
     picture = out / f"ranked_lists_{method}.png"
-    options = EvaluationOptions(visualize=settings.visualize, picture=picture)
+    options = EvaluationOptions(
+        visualize=settings.visualize, picture=picture, device=settings.device
+    )
     result = evaluate_inputs(inputs, options).result
     scores = {
         "mAP": result.mAP,

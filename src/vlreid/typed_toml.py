@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import difflib
 import json
 import sys
 import types
@@ -28,6 +29,41 @@ NONE = "none"
 TOMLDecodeError = tomllib.TOMLDecodeError
 
 
+class ConfigKeyError(ReIDError):
+    """An unknown key, or a value of the wrong type, at a dotted key path of a config.
+
+    Attributes:
+        key: The dotted path (``data.batch_size``), so that the caller can say whether the file
+            or a ``--set`` override holds it (:func:`locate_error`).
+        message: What is wrong, naming the key.
+    """
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+        self.message = message
+
+
+def closest_key(key: str, valid: Sequence[str]) -> str | None:
+    """The valid key most similar to a mistyped one (``difflib``), or None when none is close."""
+    matches = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def override_key(override: str) -> str:
+    """The dotted key of a ``--set key=value`` expression."""
+    return override.partition("=")[0].strip()
+
+
+def locate_error(error: ConfigKeyError, source: str, overrides: Sequence[str]) -> ReIDError:
+    """``error`` blamed on the ``--set`` override that wrote its key, else on ``source``."""
+    for override in reversed(overrides):  # the last override of a key is the one that counts
+        key = override_key(override)
+        if key == error.key or error.key.startswith(f"{key}.") or key.startswith(f"{error.key}."):
+            return ReIDError(f"--set {override}: {error.message}")
+    return ReIDError(f"{source}: {error.message}")
+
+
 def parse_toml(text: str) -> dict[str, Any]:
     """``tomllib.loads`` (raises :data:`TOMLDecodeError`)."""
     return tomllib.loads(text)
@@ -38,7 +74,7 @@ def apply_override(raw: dict[str, Any], override: str) -> None:
     key, separator, text = override.partition("=")
     parts = key.strip().split(".")
     if not separator or not all(parts):
-        raise ReIDError(f"override {override!r} must look like section.key=value")
+        raise ReIDError(f"--set {override}: expected section.key=value, e.g. data.root=DIR")
     try:
         value = tomllib.loads(f"value = {text.strip()}")["value"]
     except tomllib.TOMLDecodeError:
@@ -47,7 +83,7 @@ def apply_override(raw: dict[str, Any], override: str) -> None:
     for part in parts[:-1]:
         table = table.setdefault(part, {})
         if not isinstance(table, dict):
-            raise ReIDError(f"override {override!r}: {part!r} is a value, not a table")
+            raise ReIDError(f"--set {override}: {part!r} is a value, not a table")
     table[parts[-1]] = value
 
 
@@ -58,23 +94,40 @@ def build_dataclass(cls: type, table: Any, path: str) -> Any:
         ReIDError: ``table`` is not a table, has unknown keys, or a value has the wrong type.
     """
     if not isinstance(table, Mapping):
-        raise ReIDError(f"[{path}] must be a table, got {table!r}")
+        raise ConfigKeyError(path, f"[{path}] must be a table, got {table!r}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    reject_unknown(table, tuple(fields), f"[{path}]")
+    reject_unknown(table, tuple(fields), path)
     values = {
         key: convert_value(value, hints[key], f"{path}.{key}") for key, value in table.items()
     }
     try:
         return cls(**values)
     except (TypeError, ValueError) as error:
-        raise ReIDError(f"[{path}]: {error}") from error
+        raise ConfigKeyError(path, f"[{path}]: {error}") from error
 
 
-def reject_unknown(table: Mapping[str, Any], valid: Sequence[str], where: str) -> None:
+def reject_unknown(
+    table: Mapping[str, Any], valid: Sequence[str], path: str = "", context: str = ""
+) -> None:
+    """Refuse keys of ``table`` (the table at dotted ``path``; ``""``: the top level) that are not
+    in ``valid``, suggesting the closest valid key.
+
+    Raises:
+        ConfigKeyError: At the first unknown key (in sorted order).
+    """
     unknown = sorted(set(table) - set(valid))
-    if unknown:
-        raise ReIDError(f"unknown key(s) {unknown} in {where}; valid keys: {list(valid)}")
+    if not unknown:
+        return
+    key = unknown[0]
+    where = f" in [{path}]" if path else ""
+    closest = closest_key(key, valid)
+    hint = f"; did you mean {closest!r}?" if closest else ""
+    others = f" (and {len(unknown) - 1} more unknown)" if len(unknown) > 1 else ""
+    raise ConfigKeyError(
+        f"{path}.{key}" if path else key,
+        f"unknown key {key!r}{where}{context}{others}{hint} (valid keys: {', '.join(valid)})",
+    )
 
 
 def convert_value(value: Any, hint: Any, path: str) -> Any:
@@ -84,49 +137,51 @@ def convert_value(value: Any, hint: Any, path: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         if type(None) in arguments and (value is None or value == NONE):
             return None
-        errors = []
+        errors: list[ConfigKeyError] = []
         for argument in arguments:
             if argument is type(None):
                 continue
             try:
                 return convert_value(value, argument, path)
-            except ReIDError as error:
-                errors.append(str(error))
-        raise ReIDError(errors[0] if errors else f"{path}: cannot convert {value!r}")
+            except ConfigKeyError as error:
+                errors.append(error)
+        raise errors[0] if errors else ConfigKeyError(path, f"{path}: cannot convert {value!r}")
     if hint is Any:
         return value
     if origin in (tuple, list, Sequence) or hint in (tuple, list):
         if not isinstance(value, (list, tuple)):
-            raise ReIDError(f"{path} must be a list, got {value!r}")
+            raise ConfigKeyError(path, f"{path} must be a list, got {value!r}")
         if origin is tuple and arguments and arguments[-1] is not Ellipsis:
             if len(value) != len(arguments):
-                raise ReIDError(f"{path} must have {len(arguments)} items, got {value!r}")
+                raise ConfigKeyError(
+                    path, f"{path} must have {len(arguments)} items, got {value!r}"
+                )
             return tuple(convert_value(v, a, path) for v, a in zip(value, arguments, strict=True))
         item = arguments[0] if arguments else Any
         return tuple(convert_value(v, item, path) for v in value)
     if origin in (dict, Mapping) or hint in (dict, Mapping):
         if not isinstance(value, Mapping):
-            raise ReIDError(f"{path} must be a table, got {value!r}")
+            raise ConfigKeyError(path, f"{path} must be a table, got {value!r}")
         return copy.deepcopy(dict(value))
     if dataclasses.is_dataclass(hint):
         return build_dataclass(hint, value, path)
     if hint is bool:
         if not isinstance(value, bool):
-            raise ReIDError(f"{path} must be true or false, got {value!r}")
+            raise ConfigKeyError(path, f"{path} must be true or false, got {value!r}")
         return value
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ReIDError(f"{path} must be an integer, got {value!r}")
+            raise ConfigKeyError(path, f"{path} must be an integer, got {value!r}")
         return value
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ReIDError(f"{path} must be a number, got {value!r}")
+            raise ConfigKeyError(path, f"{path} must be a number, got {value!r}")
         return float(value)
     if hint is str:
         if isinstance(value, (Mapping, list, bool)):
-            raise ReIDError(f"{path} must be a string, got {value!r}")
+            raise ConfigKeyError(path, f"{path} must be a string, got {value!r}")
         return str(value)
-    raise ReIDError(f"{path}: unsupported field type {hint!r}")
+    raise ConfigKeyError(path, f"{path}: unsupported field type {hint!r}")
 
 
 def plain_dict(instance: Any) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from PIL import Image
 
 from vlreid.captioning.progress import caption_progress
 from vlreid.captioning.protocol import Captioner, CaptionItem
+from vlreid.captioning.retry import RetryingWriter
 from vlreid.captioning.shards import ShardWriter
 from vlreid.templates import ParsedAnswer, Template, parse_answer
 
@@ -42,7 +43,7 @@ def caption_into_shards(
     dataset_root: Path,
     captioner: Captioner,
     template: Template,
-    writer: ShardWriter,
+    writer: ShardWriter | RetryingWriter,
     batch_size: int,
     shard_size: int,
     show_progress: bool,
@@ -54,7 +55,8 @@ def caption_into_shards(
         dataset_root: Folder the ``relpath`` column is relative to.
         captioner: The backend.
         template: The template answers are parsed against.
-        writer: This worker's shard writer.
+        writer: This worker's shard writer (a :class:`RetryingWriter` puts rows captioned
+            again back into their shards).
         batch_size: Images per :meth:`Captioner.describe` call.
         shard_size: Rows per shard (a shard is written once at least this many are buffered).
         show_progress: Draw the progress bar.

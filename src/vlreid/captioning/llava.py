@@ -26,6 +26,7 @@ import torch
 from PIL import Image
 
 from vlreid.captioning.builtin import builtin_model_path, is_builtin
+from vlreid.captioning.hub import hub_access, not_cached_error
 from vlreid.captioning.protocol import CaptionItem
 from vlreid.errors import ReIDError
 
@@ -146,10 +147,15 @@ def load_llava(settings: LlavaSettings, device: torch.device) -> tuple[Any, Any]
         )
         kwargs["device_map"] = {"": device}
     model_path = str(Path(settings.model).expanduser()) if looks_like_path else settings.model
+    cache_only = None if looks_like_path else hub_access(settings.model)  # seconds, not minutes
+    if cache_only is not None:
+        kwargs["local_files_only"] = True
     try:
-        processor = AutoProcessor.from_pretrained(model_path)
+        processor = AutoProcessor.from_pretrained(model_path, local_files_only=bool(cache_only))
         model = AutoModelForImageTextToText.from_pretrained(model_path, **kwargs)
     except (OSError, ValueError) as error:
+        if cache_only is not None:
+            raise not_cached_error(settings.model, cache_only) from error
         raise ReIDError(f"cannot load captioning model {settings.model}: {error}") from error
     if "device_map" not in kwargs:
         model = model.to(device)

@@ -13,17 +13,23 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from vlreid import __version__
+from vlreid.captioning.backends import (
+    build_captioner,
+    captioner_identity,
+    own_attributes,
+)
 from vlreid.captioning.caption_loop import caption_into_shards
 from vlreid.captioning.data_parallel import DistributedContext
 from vlreid.captioning.llava import LlavaSettings
 from vlreid.captioning.protocol import Captioner
+from vlreid.captioning.retry import RetryingWriter, image_error_shards
 from vlreid.captioning.shards import (
     STATUSES,
     ShardWriter,
@@ -37,7 +43,6 @@ from vlreid.templates import Template, load_template, render_caption
 
 logger = logging.getLogger(__name__)
 
-CAPTIONERS: tuple[str, ...] = ("llava", "attributes")
 VEHICLE_DATASETS: frozenset[str] = frozenset({"veri776", "vehicleid"})
 """Datasets captioned with the vehicle template when the template is ``auto``."""
 
@@ -139,6 +144,7 @@ def caption_manifest(
         ReIDError: No image in the splits, bad options, missing model or labels, or a caption
             folder written by another run.
     """
+    dataset_root = Path(dataset_root).resolve()  # recorded in _manifest.json; symlinks resolved
     rows = manifest[manifest["split"].isin(config.splits)].sort_values("relpath")
     if rows.empty:
         raise ReIDError(
@@ -150,6 +156,8 @@ def caption_manifest(
         is_vehicle = str(rows["dataset"].iloc[0]) in VEHICLE_DATASETS
         template_name = "vehicle" if is_vehicle else "person"
     template = load_template(template_name)
+    if config.captioner == "attributes" and config.attributes is None:
+        config = replace(config, attributes=own_attributes(rows, dataset_root))
     if config.overwrite and config.num_shards > 1:
         raise ReIDError(
             "--overwrite cannot be combined with --num-shards > 1 (the jobs would delete each "
@@ -158,7 +166,8 @@ def caption_manifest(
     context = DistributedContext.from_environment()
     try:
         worker, num_workers = context.worker(config.num_shards, config.shard_index)
-        planned = describe_run(rows, captioner_identity(config, captioner), template, config)
+        identity = captioner_identity(config, captioner)
+        planned = describe_run(rows, identity, template, config, dataset_root)
         error: ReIDError | None = None
         try:  # refuse a foreign folder before spending minutes loading a model
             if context.rank == 0 and not config.overwrite:
@@ -176,15 +185,22 @@ def caption_manifest(
         context.check_all(error)
         done = finished_relpaths(out)
         mine = rows.iloc[worker::num_workers]
-        pending = mine[~mine["relpath"].isin(done)]
+        retried = image_error_shards(Path(out), worker, num_workers)
+        again = rows[rows["relpath"].isin(retried)]  # unreadable last time: try them again
+        fresh = mine[~mine["relpath"].isin(done)]
+        pending = pd.concat([again, fresh])
+        # Summed over workers: the rows already done, less those tried again.
+        skipped = len(mine) - len(fresh) - len(again)
         logger.info(
-            "worker %d/%d: %d images, %d already captioned",
+            "worker %d/%d: %d images, %d already captioned, %d unreadable last time (tried again)",
             worker,
             num_workers,
             len(mine),
-            len(mine) - len(pending),
+            len(mine) - len(fresh),
+            len(again),
         )
-        writer = ShardWriter(Path(out), make_shard_prefix(worker, num_workers))
+        shards = ShardWriter(Path(out), make_shard_prefix(worker, num_workers))
+        writer = RetryingWriter(shards, {relpath: retried[relpath] for relpath in again.relpath})
         render_caption(template, {})  # loads the CLIP tokenizer outside the timed loop
         started = time.perf_counter()
         counts = caption_into_shards(
@@ -198,9 +214,7 @@ def caption_manifest(
             config.progress and context.rank == 0,
         )
         elapsed = time.perf_counter() - started
-        totals = context.reduce(
-            [len(pending), len(mine) - len(pending), *(counts[status] for status in STATUSES)]
-        )
+        totals = context.reduce([len(pending), skipped, *(counts[status] for status in STATUSES)])
         (seconds,) = context.reduce([elapsed], maximum=True)
     finally:
         context.close()
@@ -208,55 +222,18 @@ def caption_manifest(
     return CaptionSummary(images, skipped, ok, repaired, unparsed, image_errors, seconds)
 
 
-def build_captioner(config: CaptionRunConfig, template: Template, local_rank: int) -> Captioner:
-    """The backend named by ``config.captioner``.
-
-    Raises:
-        ReIDError: Unknown backend, or ``attributes`` without a label file.
-    """
-    if config.captioner == "llava":
-        from vlreid.captioning.llava import LlavaCaptioner
-
-        return LlavaCaptioner(config.llava, template.instruction, local_rank)
-    if config.captioner == "attributes":
-        from vlreid.captioning.attributes import AttributesCaptioner, load_attribute_labels
-
-        if config.attributes is None:
-            raise ReIDError("--captioner attributes needs --attributes FILE (the label table)")
-        labels = load_attribute_labels(Path(config.attributes), template)
-        return AttributesCaptioner(labels, template, Path(config.attributes).name)
-    raise ReIDError(f"unknown captioner {config.captioner!r}: expected one of {CAPTIONERS}")
-
-
-def captioner_identity(config: CaptionRunConfig, captioner: Captioner | None) -> dict[str, Any]:
-    """``captioner``, ``model`` and ``settings`` of the run, known before any model is loaded.
-
-    Raises:
-        ReIDError: Unknown backend.
-    """
-    if captioner is not None:
-        return {
-            "captioner": captioner.name,
-            "model": captioner.model,
-            "settings": captioner.settings(),
-        }
-    if config.captioner == "llava":
-        from vlreid.captioning.llava import generation_settings
-
-        settings = generation_settings(config.llava)
-        return {"captioner": "llava", "model": config.llava.model, "settings": settings}
-    if config.captioner == "attributes":
-        source = Path(config.attributes).name if config.attributes else ""
-        return {"captioner": "attributes", "model": source, "settings": {}}
-    raise ReIDError(f"unknown captioner {config.captioner!r}: expected one of {CAPTIONERS}")
-
-
 def describe_run(
-    rows: pd.DataFrame, identity: dict[str, Any], template: Template, config: CaptionRunConfig
+    rows: pd.DataFrame,
+    identity: dict[str, Any],
+    template: Template,
+    config: CaptionRunConfig,
+    dataset_root: Path | None = None,
 ) -> dict[str, Any]:
-    """The ``_manifest.json`` of a run: :data:`COMPATIBILITY_KEYS` plus provenance."""
+    """The ``_manifest.json`` of a run: :data:`COMPATIBILITY_KEYS`, the dataset root the
+    relpaths are relative to, and provenance."""
     return {
         "dataset": str(rows["dataset"].iloc[0]),
+        "root": str(dataset_root) if dataset_root is not None else None,
         **identity,
         "template": template.name,
         "template_version": template.version,

@@ -58,7 +58,9 @@ COMPATIBILITY_KEYS: tuple[str, ...] = (
 )
 """``_manifest.json`` entries that must match for a run to add shards to an existing folder."""
 
-_OWN_FILE = re.compile(r"^(\.?part-[\d-]+\.parquet(\.tmp)?|_manifest\.json(\.tmp)?)$")
+_OWN_FILE = re.compile(
+    r"^(\.?part-[\d-]+\.parquet(\.tmp|\.\d+\.rewrite\.tmp)?|_manifest\.json(\.tmp)?)$"
+)
 
 
 def shard_prefix(worker: int, num_workers: int) -> str:
@@ -101,8 +103,9 @@ def check_folder(folder: Path, manifest: dict[str, Any]) -> bool:
         resume, ``False`` when it is absent or empty.
 
     Raises:
-        ReIDError: The folder is a file, holds captions of another model/template/settings, or
-            holds files that are not caption shards.
+        ReIDError: The folder is a file, holds captions of another model/template/settings or
+            of another dataset root (``root``, the resolved folder the relpaths are relative
+            to), or holds files that are not caption shards.
     """
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
@@ -118,6 +121,13 @@ def check_folder(folder: Path, manifest: dict[str, Any]) -> bool:
             raise ReIDError(
                 f"caption folder {folder} was written by another run ({details}); "
                 "use another --out, or --overwrite to replace it"
+            )
+        root_there, root_now = existing.get("root"), manifest.get("root")
+        if root_there and root_now and root_there != root_now:  # folders older than "root" pass
+            raise ReIDError(
+                f"caption folder {folder} holds captions of the {existing.get('dataset')} images "
+                f"under {root_there}, not {root_now}: use another --out for this dataset, or "
+                "--overwrite to replace them"
             )
         return True
     # Hidden names: temporary files of a job that is creating this folder right now.

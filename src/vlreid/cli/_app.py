@@ -7,24 +7,48 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from typer.core import TyperGroup
+from rich.markup import escape
 
 from vlreid import __version__
+from vlreid.cli._command import CommandInterrupted, ReIDGroup
 from vlreid.errors import ReIDError
 
 console = Console()
 error_console = Console(stderr=True)
 
+INTERRUPTED_EXIT_CODE = 130
+"""128 + SIGINT, what shells report for a command stopped with Ctrl-C."""
 
-class _UserErrorGroup(TyperGroup):
-    """Prints a :class:`ReIDError` raised by any command as one line and exits with status 2."""
+
+def error_message(error: ReIDError) -> str:
+    """The message of ``error`` as the user should read it.
+
+    An error raised inside a DataLoader worker reaches the main process re-raised by torch with
+    the worker's whole traceback as its message; only the original message (its last line) is
+    kept.
+    """
+    text = str(error)
+    if "Original Traceback" in text:
+        last = [line for line in text.splitlines() if line.strip()][-1]
+        name = type(error).__name__
+        text = last.split(f"{name}: ", 1)[1] if f"{name}: " in last else last
+    return text
+
+
+class _UserErrorGroup(ReIDGroup):
+    """Prints a :class:`ReIDError` raised by any command as one line and exits with status 2;
+    Ctrl-C prints one line (what was saved, how to resume) and exits with status 130."""
 
     def invoke(self, ctx):  # type: ignore[no-untyped-def]
         try:
             return super().invoke(ctx)
         except ReIDError as error:
-            error_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            message = escape(error_message(error))
+            error_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=2) from None
+        except CommandInterrupted as interrupted:
+            error_console.print(escape(str(interrupted)), highlight=False, soft_wrap=True)
+            raise typer.Exit(code=INTERRUPTED_EXIT_CODE) from None
 
 
 app = typer.Typer(
@@ -37,11 +61,11 @@ app = typer.Typer(
     add_completion=False,
 )
 data_app = typer.Typer(
-    help="Parse benchmark folders and make synthetic data.", no_args_is_help=True
+    cls=ReIDGroup, help="Parse benchmark folders and make synthetic data.", no_args_is_help=True
 )
 app.add_typer(data_app, name="data")
 captions_app = typer.Typer(
-    help="Inspect caption folders written by `reid caption`.", no_args_is_help=True
+    cls=ReIDGroup, help="Inspect caption folders written by `reid caption`.", no_args_is_help=True
 )
 app.add_typer(captions_app, name="captions")
 

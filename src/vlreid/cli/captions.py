@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from vlreid.cli._app import app, captions_app, console
+from vlreid.cli._command import ReIDCommand, on_interrupt
+from vlreid.cli._options import TrainValOption, VariantOption, parser_options
 from vlreid.errors import ReIDError
 
 
-@app.command("caption")
+@app.command("caption", cls=ReIDCommand)
 def caption(
     dataset: Annotated[str, typer.Option(help="Dataset name, e.g. market1501 or synthetic.")],
     root: Annotated[Path, typer.Option(help="The dataset folder (or a parent holding it).")],
@@ -28,7 +30,10 @@ def caption(
     ] = "llava-hf/llava-1.5-7b-hf",
     attributes: Annotated[
         Path | None,
-        typer.Option(help="attributes: per-identity labels (.parquet/.csv with pid, or .mat)."),
+        typer.Option(
+            help="attributes: per-identity labels (.parquet/.csv with pid, or .mat); default for "
+            "synthetic: the dataset's own attributes.parquet."
+        ),
     ] = None,
     template: Annotated[
         str,
@@ -61,12 +66,8 @@ def caption(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace captions written by another run.")
     ] = False,
-    train_val: Annotated[
-        bool, typer.Option("--train-val", help="msmt17 only: train split = train + val lists.")
-    ] = False,
-    variant: Annotated[
-        str | None, typer.Option(help="cuhk03 only: 'labeled' (default) or 'detected'.")
-    ] = None,
+    train_val: TrainValOption = False,
+    variant: VariantOption = None,
     progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
 ) -> None:
     """Caption a dataset into resumable Parquet shards (read them with pd.read_parquet(OUT))."""
@@ -79,9 +80,10 @@ def caption(
         format_summary,
         select_splits,
     )
+    from vlreid.paths import absolute_if_path
 
     settings = LlavaSettings(
-        model=model,
+        model=absolute_if_path(model),
         max_new_tokens=max_new_tokens,
         dtype=dtype,
         load_in_4bit=load_in_4bit,
@@ -91,7 +93,7 @@ def caption(
     )
     config = CaptionRunConfig(
         captioner=captioner,
-        template=template,
+        template=absolute_if_path(template) if template.endswith(".toml") else template,
         llava=settings,
         attributes=attributes,
         splits=select_splits(split),
@@ -102,14 +104,24 @@ def caption(
         overwrite=overwrite,
         progress=progress,
     )
-    options = {"train_val": train_val or None, "variant": variant}
-    options = {name: value for name, value in options.items() if value is not None}
-    summary = caption_dataset(dataset, root, out, config, options)
+    summary = caption_dataset(dataset, root, out, config, parser_options(train_val, variant))
     if os.environ.get("RANK", "0") == "0":  # one summary (summed over ranks) under torchrun
         console.print(format_summary(summary, out), highlight=False, soft_wrap=True)
 
 
-@captions_app.command("show")
+@on_interrupt("caption")
+def _caption_interrupted(params: dict[str, Any]) -> str:
+    from vlreid.captioning.shards import shard_paths
+
+    out: Path = params["out"]
+    count = len(shard_paths(out)) if out.is_dir() else 0
+    return (
+        f"interrupted: {out} keeps its {count} finished shard(s) (the rows of the shard being "
+        "filled are lost); run the same command to caption the rest"
+    )
+
+
+@captions_app.command("show", cls=ReIDCommand)
 def captions_show(
     folder: Annotated[Path, typer.Argument(help="Caption folder written by `reid caption`.")],
     pid: Annotated[int | None, typer.Option(help="Only rows of this identity.")] = None,
@@ -121,7 +133,7 @@ def captions_show(
     console.print(rows_table(caption_rows(folder, pid, limit)))
 
 
-@captions_app.command("audit")
+@captions_app.command("audit", cls=ReIDCommand)
 def captions_audit(
     folder: Annotated[Path, typer.Argument(help="Caption folder written by `reid caption`.")],
     attributes: Annotated[

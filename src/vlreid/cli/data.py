@@ -8,11 +8,20 @@ from typing import Annotated
 import typer
 
 from vlreid.cli._app import console, data_app
+from vlreid.cli._command import ReIDCommand
+from vlreid.cli._options import (
+    DrawSeedOption,
+    NumWorkersOption,
+    TestSizeOption,
+    TrainValOption,
+    VariantOption,
+    parser_options,
+)
 
 # reid data stats (src/vlreid/datasets/statistics.py, parsers in src/vlreid/datasets/) -------------
 
 
-@data_app.command("stats")
+@data_app.command("stats", cls=ReIDCommand)
 def data_stats(
     dataset: Annotated[
         str,
@@ -36,42 +45,20 @@ def data_stats(
             '({"train": {"ids": N, "images": N, "cameras": N}, "query": ..., "gallery": ...}).',
         ),
     ] = "table",
-    train_val: Annotated[
-        bool,
-        typer.Option(
-            "--train-val",
-            help="msmt17 only: train on list_train.txt + list_val.txt (as CLIP-ReID).",
-        ),
-    ] = False,
-    variant: Annotated[
-        str | None, typer.Option(help="cuhk03 only: 'labeled' (default) or 'detected' boxes.")
-    ] = None,
-    test_size: Annotated[
-        int | None, typer.Option(help="vehicleid only: test list 800 (default), 1600 or 2400.")
-    ] = None,
-    seed: Annotated[
-        int | None,
-        typer.Option(help="vehicleid only: seed of the one-image-per-vehicle gallery draw."),
-    ] = None,
+    train_val: TrainValOption = False,
+    variant: VariantOption = None,
+    test_size: TestSizeOption = None,
+    seed: DrawSeedOption = None,
 ) -> None:
     """Parse a benchmark folder, check its layout and print the split statistics."""
     from vlreid.datasets.statistics import dataset_report
 
     # Only the options the user gave reach the parser, which rejects those of other datasets.
-    options = {
-        name: value
-        for name, value in (
-            ("train_val", train_val or None),
-            ("variant", variant),
-            ("test_size", test_size),
-            ("seed", seed),
-        )
-        if value is not None
-    }
+    options = parser_options(train_val, variant, test_size, seed)
     typer.echo(dataset_report(dataset, root, output_format, **options))
 
 
-@data_app.command("load")
+@data_app.command("load", cls=ReIDCommand)
 def data_load(
     dataset: Annotated[str, typer.Option(help="Dataset name, e.g. market1501 or synthetic.")],
     root: Annotated[Path, typer.Option(help="Dataset folder (or its parent).")],
@@ -79,13 +66,13 @@ def data_load(
         Path | None,
         typer.Option(help="Caption shard folder (part-*.parquet) to join by relpath."),
     ] = None,
-    fallback_captions: Annotated[
-        bool,
+    missing_captions: Annotated[
+        str,
         typer.Option(
-            "--fallback-captions",
-            help="Give images without a usable caption 'A photo of a person.' instead of failing.",
+            help="Images without a usable caption: 'error', or 'fallback' ('A photo of a "
+            "person.'), as data.missing_captions of a run config."
         ),
-    ] = False,
+    ] = "error",
     epochs: Annotated[int, typer.Option(min=1, help="Epochs to iterate.")] = 1,
     batch_size: Annotated[int, typer.Option(min=1, help="Images per batch (P x K).")] = 64,
     num_instances: Annotated[int, typer.Option(min=1, help="K: images per identity.")] = 4,
@@ -93,12 +80,9 @@ def data_load(
         str | None,
         typer.Option(help="'memory': decode and resize every image once, keep it in RAM."),
     ] = None,
-    workers: Annotated[int, typer.Option(min=0, help="Data-loader worker processes.")] = 2,
+    num_workers: NumWorkersOption = 2,
     seed: Annotated[int, typer.Option(help="Seed of the sampler and augmentation.")] = 0,
-    train_val: Annotated[
-        bool,
-        typer.Option("--train-val", help="msmt17 only: train on the train + val lists."),
-    ] = False,
+    train_val: TrainValOption = False,
 ) -> None:
     """Iterate the training loader (P x K sampler, augmentation) and print its images/s."""
     from vlreid.config import DataConfig
@@ -110,10 +94,10 @@ def data_load(
         root=str(root),
         options={"train_val": True} if train_val else {},
         captions=str(captions) if captions else None,
-        missing_captions="fallback" if fallback_captions else "error",
+        missing_captions=missing_captions,
         batch_size=batch_size,
         num_instances=num_instances,
-        num_workers=workers,
+        num_workers=num_workers,
         cache=cache,
     )
     result = load_and_run_train_epochs(data, Preprocessing(), seed, epochs=epochs)
@@ -126,7 +110,7 @@ def data_load(
 # reid data synth (src/vlreid/synthetic/dataset.py) ---------------------------------------------
 
 
-@data_app.command("synth")
+@data_app.command("synth", cls=ReIDCommand)
 def data_synth(
     out: Annotated[Path, typer.Option(help="Dataset folder to write (Market-1501 layout).")],
     ids: Annotated[

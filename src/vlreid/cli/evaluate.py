@@ -8,12 +8,22 @@ from typing import Annotated
 import typer
 
 from vlreid.cli._app import app, console, error_console
+from vlreid.cli._command import ReIDCommand
+from vlreid.cli._options import (
+    DeviceOption,
+    DrawSeedOption,
+    NumWorkersOption,
+    TestSizeOption,
+    TrainValOption,
+    VariantOption,
+    parser_options,
+)
 from vlreid.errors import ReIDError
 
 # reid evaluate (src/vlreid/evaluation/scoring.py; metrics.py, rerank.py, visualize.py) ------------
 
 
-@app.command("evaluate")
+@app.command("evaluate", cls=ReIDCommand)
 def evaluate(
     features: Annotated[
         Path | None,
@@ -37,9 +47,7 @@ def evaluate(
     batch_size: Annotated[
         int, typer.Option(min=1, help="With --checkpoint: images per feature batch.")
     ] = 128,
-    workers: Annotated[
-        int, typer.Option(min=0, help="With --checkpoint: data-loader worker processes.")
-    ] = 2,
+    num_workers: NumWorkersOption = 2,
     output_format: Annotated[
         str,
         typer.Option(
@@ -87,9 +95,11 @@ def evaluate(
             "relative query_paths/gallery_paths are relative to."
         ),
     ] = None,
-    device: Annotated[
-        str | None, typer.Option(help='Torch device, e.g. "cuda:0" (default: CPU).')
-    ] = None,
+    device: DeviceOption = None,
+    train_val: TrainValOption = False,
+    variant: VariantOption = None,
+    test_size: TestSizeOption = None,
+    seed: DrawSeedOption = None,
     expect: Annotated[
         list[str] | None,
         typer.Option(
@@ -101,7 +111,12 @@ def evaluate(
     """Market-protocol mAP, CMC (R1, R5, R10) and mINP of query features against the gallery."""
     from vlreid.evaluation.expect import failed_expectations, parse_expectation
     from vlreid.evaluation.feature_file import load_feature_file
-    from vlreid.evaluation.scoring import EvaluationOptions, evaluate_inputs, format_report
+    from vlreid.evaluation.scoring import (
+        EvaluationOptions,
+        check_options,
+        evaluate_inputs,
+        format_report,
+    )
 
     expectations = [parse_expectation(text) for text in expect or []]
     provenance = None
@@ -111,17 +126,8 @@ def evaluate(
             "give the features to evaluate: --features FILE.npz, or --checkpoint FILE with "
             "--dataset NAME --root DIR (exactly one input)"
         )
-    if checkpoint is not None:
-        from vlreid.evaluation.features import checkpoint_inputs
-        from vlreid.model.folder import resolve_weights
-        from vlreid.model.weights import checkpoint_provenance, read_metadata
-
-        if dataset is None or root is None:
-            raise ReIDError("--checkpoint needs --dataset NAME and --root DIR")
-        inputs = checkpoint_inputs(checkpoint, dataset, root, device, batch_size, workers)
-        provenance = checkpoint_provenance(read_metadata(resolve_weights(checkpoint)))
-    else:
-        inputs = load_feature_file(features)
+    if checkpoint is not None and (dataset is None or root is None):
+        raise ReIDError("--checkpoint needs --dataset NAME and --root DIR")
     options = EvaluationOptions(
         metric=metric,
         rerank=rerank,
@@ -135,6 +141,19 @@ def evaluate(
         image_root=root,
         device=device,
     )
+    check_options(options, output_format)  # before minutes of feature extraction
+    if checkpoint is not None:
+        from vlreid.evaluation.features import checkpoint_inputs
+        from vlreid.model.folder import resolve_weights
+        from vlreid.model.weights import checkpoint_provenance, read_metadata
+
+        dataset_options = parser_options(train_val, variant, test_size, seed)
+        inputs = checkpoint_inputs(
+            checkpoint, dataset, root, device, batch_size, num_workers, dataset_options
+        )
+        provenance = checkpoint_provenance(read_metadata(resolve_weights(checkpoint)))
+    else:
+        inputs = load_feature_file(features)
     report = evaluate_inputs(inputs, options)
     typer.echo(format_report(report, output_format, provenance))
     if expectations:
@@ -149,28 +168,60 @@ def evaluate(
         error_console.print(line, highlight=False, soft_wrap=True)
 
 
-@app.command("extract")
+@app.command("extract", cls=ReIDCommand)
 def extract(
     checkpoint: Annotated[
         Path, typer.Option(help="Trained weights (model.safetensors of reid train).")
     ],
-    images: Annotated[
-        Path, typer.Option(help="Folder of images (searched recursively: jpg, png, bmp, webp).")
-    ],
     out: Annotated[
         Path,
-        typer.Option(help="Output .npz: features (N, D) float32, L2-normalised; paths (N,)."),
+        typer.Option(
+            help="Output .npz. With --images: features (N, D) float32, L2-normalised, and paths "
+            "(N,) relative to the folder. With --dataset: the features file that reid evaluate "
+            "--features reads (query/gallery features, pids, camids, absolute paths)."
+        ),
     ],
-    batch_size: Annotated[int, typer.Option(min=1, help="Images per batch.")] = 128,
-    workers: Annotated[int, typer.Option(min=0, help="Data-loader worker processes.")] = 2,
-    device: Annotated[
-        str | None, typer.Option(help='Torch device, e.g. "cuda:0" (default: CPU).')
+    images: Annotated[
+        Path | None,
+        typer.Option(help="Folder of images (searched recursively: jpg, png, bmp, webp)."),
     ] = None,
+    dataset: Annotated[
+        str | None,
+        typer.Option(help="Instead of --images: the query and gallery of this dataset (--root)."),
+    ] = None,
+    root: Annotated[Path | None, typer.Option(help="With --dataset: the dataset folder.")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per batch.")] = 128,
+    num_workers: NumWorkersOption = 2,
+    device: DeviceOption = None,
+    train_val: TrainValOption = False,
+    variant: VariantOption = None,
+    test_size: TestSizeOption = None,
+    seed: DrawSeedOption = None,
 ) -> None:
-    """Write the ReID features of every image in a folder (for deployment and search)."""
-    from vlreid.evaluation.features import extract_folder
+    """Write the ReID features of a folder of images, or of a dataset's query and gallery."""
+    from vlreid.evaluation.feature_file import save_feature_file
+    from vlreid.evaluation.features import checkpoint_features, extract_folder
     from vlreid.model import load_model
 
+    if (images is None) == (dataset is None):
+        raise ReIDError(
+            "give the images to extract: --images DIR, or --dataset NAME --root DIR (exactly one)"
+        )
+    if dataset is not None and root is None:
+        raise ReIDError("--dataset needs --root DIR (the dataset folder)")
     model = load_model(checkpoint, device or "cpu")
-    count = extract_folder(model, images, out, batch_size, workers)
-    console.print(f"wrote the features of {count} images to {out}")
+    if images is not None:
+        count = extract_folder(model, images, out, batch_size, num_workers)
+        console.print(
+            f"wrote the features of {count} images to {out}", highlight=False, soft_wrap=True
+        )
+        return
+    dataset_options = parser_options(train_val, variant, test_size, seed)
+    arrays = checkpoint_features(model, dataset, root, batch_size, num_workers, **dataset_options)
+    save_feature_file(out, arrays)
+    console.print(
+        f"wrote {len(arrays['query_pids'])} query and {len(arrays['gallery_pids'])} gallery "
+        f"features to {out} (reid evaluate --features {out})",
+        highlight=False,
+        soft_wrap=True,
+    )

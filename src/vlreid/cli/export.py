@@ -8,12 +8,13 @@ from typing import Annotated
 import typer
 
 from vlreid.cli._app import app, console, error_console
+from vlreid.cli._command import ReIDCommand
 from vlreid.errors import ReIDError
 
 EXPORT_FORMATS: tuple[str, ...] = ("onnx", "folder")
 
 
-@app.command("export")
+@app.command("export", cls=ReIDCommand)
 def export(
     checkpoint: Annotated[
         str,

@@ -183,8 +183,9 @@ def join_captions(
         examples = ", ".join(missing[:3])
         raise ReIDError(
             f"{len(missing)} of {len(joined)} images have no usable caption in {source} "
-            f"(e.g. {examples}); caption them, or choose the fallback caption "
-            f"{FALLBACK_CAPTION!r} explicitly (missing_captions='fallback')"
+            f"(e.g. {examples}){_unreadable_note(captions, missing)}; caption them (reid "
+            "caption with the same --out captions the missing and unreadable ones), or choose "
+            f"the fallback caption {FALLBACK_CAPTION!r} explicitly (missing_captions='fallback')"
         )
     if missing:
         logger.warning(
@@ -195,6 +196,18 @@ def join_captions(
             FALLBACK_CAPTION,
         )
     return [FALLBACK_CAPTION if caption is None else str(caption) for caption in joined]
+
+
+def _unreadable_note(captions: pd.DataFrame, missing: list[str]) -> str:
+    """``"; N of them could not be read when captioned (REASON)"`` for ``image_error`` rows."""
+    if "status" not in captions.columns:
+        return ""
+    errors = captions[(captions["status"] == "image_error") & captions["relpath"].isin(missing)]
+    if errors.empty:
+        return ""
+    reason = errors["error"].iloc[0] if "error" in errors.columns else None
+    detail = f": {errors['relpath'].iloc[0]}: {reason}" if reason else ""
+    return f"; {len(errors)} of them could not be read when captioned (image_error{detail})"
 
 
 class BimodalDataset(Dataset[ReIDSample]):

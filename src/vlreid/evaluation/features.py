@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 from vlreid.datasets.cache import read_image
 from vlreid.datasets.transforms import ReIDTransform
 from vlreid.errors import DataFileError
+from vlreid.paths import absolute_path
 
 if TYPE_CHECKING:
     from vlreid.datasets.bimodal import ReIDBatch
@@ -107,7 +108,7 @@ def checkpoint_features(
     from vlreid.datasets.loaders import build_eval_loader
 
     manifest = load_manifest(dataset, root, **options)
-    root = manifest.root
+    root = absolute_path(manifest.root)  # the paths written are absolute
     loading = DataConfig(dataset=dataset, num_workers=num_workers, eval_batch_size=batch_size)
     arrays: dict[str, np.ndarray] = {}
     for split in ("query", "gallery"):
@@ -131,8 +132,12 @@ def checkpoint_inputs(
     device: str | None = None,
     batch_size: int = 128,
     num_workers: int = 2,
+    dataset_options: dict[str, object] | None = None,
 ) -> EvaluationInputs:
     """``reid evaluate --checkpoint``: load the inference weights, extract query/gallery features.
+
+    ``dataset_options`` are the parser options of ``vlreid.datasets.load_manifest`` (cuhk03's
+    ``variant``, vehicleid's ``test_size`` and ``seed``...).
 
     Returns:
         The validated inputs of the evaluation report (image paths included, for pictures).
@@ -141,7 +146,9 @@ def checkpoint_inputs(
     from vlreid.model import load_model
 
     model = load_model(checkpoint, device or "cpu")
-    arrays = checkpoint_features(model, dataset, root, batch_size, num_workers)
+    arrays = checkpoint_features(
+        model, dataset, root, batch_size, num_workers, **(dataset_options or {})
+    )
     return EvaluationInputs.from_arrays(arrays, source=str(checkpoint))
 
 

@@ -93,6 +93,25 @@ class EvaluationReport:
     picture: Path | None = None
 
 
+def check_options(options: EvaluationOptions, output_format: str = "table") -> None:
+    """Refuse bad options before any work (feature extraction takes minutes).
+
+    Raises:
+        ReIDError: Unknown metric or output format, or a negative picture size.
+    """
+    if options.metric not in METRICS:
+        raise ReIDError(
+            f"unknown metric {options.metric!r} (--metric); expected one of {', '.join(METRICS)}"
+        )
+    if output_format not in OUTPUT_FORMATS:
+        raise ReIDError(
+            f"unknown format {output_format!r} (--format); expected one of "
+            f"{', '.join(OUTPUT_FORMATS)}"
+        )
+    if options.visualize < 0 or options.visualize_queries < 1:
+        raise ReIDError("--visualize must be >= 0 and the number of pictured queries >= 1")
+
+
 def evaluate_inputs(inputs: EvaluationInputs, options: EvaluationOptions) -> EvaluationReport:
     """Evaluate query features against the gallery, and draw the ranked lists if asked.
 
@@ -100,10 +119,7 @@ def evaluate_inputs(inputs: EvaluationInputs, options: EvaluationOptions) -> Eva
         ReIDError: Bad options, inconsistent inputs, re-ranking beyond its memory limit, or
             images that the picture needs are missing.
     """
-    if options.metric not in METRICS:
-        raise ReIDError(f"unknown metric {options.metric!r}; expected one of {', '.join(METRICS)}")
-    if options.visualize < 0 or options.visualize_queries < 1:
-        raise ReIDError("--visualize must be >= 0 and the number of pictured queries >= 1")
+    check_options(options)
     if options.visualize and (inputs.query_paths is None or inputs.gallery_paths is None):
         raise ReIDError(
             f"{inputs.source} has no query_paths/gallery_paths: the ranked-list picture needs "

@@ -26,7 +26,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from PIL import Image
 from torch import nn
 
 from vlreid.datasets.transforms import Preprocessing, build_eval_transform
@@ -34,6 +33,7 @@ from vlreid.errors import DataFileError
 from vlreid.model.backbone import ReIDModel
 from vlreid.model.folder import WEIGHTS_NAME as WEIGHTS_FILE
 from vlreid.model.folder import check_folder_config, resolve_weights
+from vlreid.model.inputs import ImageInput, image_batch
 from vlreid.model_config import ModelConfig
 
 PROVENANCE_PREFIX = "reid.provenance"
@@ -99,6 +99,12 @@ def read_metadata(path: str | Path) -> dict[str, str]:
     path = Path(path)
     if not path.is_file():
         raise DataFileError(f"no checkpoint at {path}: expected a model.safetensors file")
+    if path.suffix in (".pt", ".pth", ".ckpt", ".bin"):
+        what = "the resume state of reid train" if path.name == "state.pt" else "a PyTorch file"
+        raise DataFileError(
+            f"{path} is {what}, not inference weights: pass the {WEIGHTS_FILE} beside it "
+            f"({path.with_name(WEIGHTS_FILE)})"
+        )
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = dict(handle.metadata() or {})
@@ -115,8 +121,11 @@ def read_metadata(path: str | Path) -> dict[str, str]:
 class InferenceModel(nn.Module):
     """A trained ReID model with its preprocessing: ``model(images) -> (B, D)`` features.
 
-    ``images`` is a float tensor ``(B, 3, H, W)`` already preprocessed, or a list of PIL images
-    (preprocessed here). Features are L2-normalised; gradients are not tracked.
+    ``images`` is a path, a PIL image, a ``uint8`` NumPy array ``(H, W, 3)``, a ``uint8`` tensor
+    ``(3, H, W)``, a float tensor ``(3, H, W)`` in [0, 1], a list of any of those, or a float
+    tensor ``(B, 3, H, W)`` already at the model's size and normalised (the fast path, used as
+    is); every other input gets the model's own preprocessing (:mod:`vlreid.model.inputs` says
+    exactly how each kind is read). Features are L2-normalised; gradients are not tracked.
 
     Args:
         model: The ReID model (eval mode).
@@ -148,20 +157,18 @@ class InferenceModel(nn.Module):
         """D, the size of a feature."""
         return self.model.feature_dim
 
-    def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        """PIL images -> ``(B, 3, H, W)`` normalised tensor on the model's device."""
-        return torch.stack([self.transform(image) for image in images]).to(self.device)
+    def preprocess(self, images: ImageInput | Sequence[ImageInput]) -> torch.Tensor:
+        """Any accepted input -> ``(B, 3, H, W)`` normalised tensor on the model's device."""
+        return image_batch(images, self.transform).to(self.device)
 
     @torch.no_grad()
     def forward(
         self,
-        images: torch.Tensor | Sequence[Image.Image],
+        images: ImageInput | Sequence[ImageInput],
         camids: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Features ``(B, D)`` of ``images``; ``camids`` ``(B,)`` matter only with SIE."""
-        if not isinstance(images, torch.Tensor):
-            images = self.preprocess(images)
-        return self.model(images.to(self.device), camids)
+        return self.model(self.preprocess(images), camids)
 
 
 def load_model(path: str | Path, device: torch.device | str = "cpu") -> InferenceModel:

@@ -186,6 +186,36 @@ def build_stage_loader(
     )
 
 
+def check_stage_batches(config: RunConfig, data: RunData, num_replicas: int = 1) -> None:
+    """Refuse, before any image is read or any model evaluated, stages whose batches cannot be
+    drawn (too few identities for P x K, too few rows) and training images without a caption.
+
+    Raises:
+        ReIDError: Naming the stage, or the caption folder.
+    """
+    from vlreid.datasets.samplers import IdentitySampler
+
+    labels = data.train["label"].tolist()
+    for name in config.stage_names():
+        stage = config.stages[name]
+        batch_size = stage.batch_size or config.data.batch_size
+        try:
+            if stage.sampler == "shuffle":
+                ShuffledRows(data.train, batch_size, config.train.seed, None, num_replicas)
+            else:
+                IdentitySampler(labels, batch_size, config.data.num_instances, 0, num_replicas)
+        except ReIDError as error:
+            raise ReIDError(
+                f"stage {name}: {error}; lower data.batch_size (or stages.{name}.batch_size)"
+            ) from None
+    if config.data.captions:
+        from vlreid.datasets.bimodal import join_captions
+
+        captions_dir = Path(config.data.captions)
+        shards = read_captions(captions_dir)
+        join_captions(data.train, shards, config.data.missing_captions, str(captions_dir))
+
+
 def set_loader_epoch(loader: DataLoader | ShuffledRows, epoch: int) -> None:
     """Select the sampler order and augmentation seeds of ``epoch``."""
     if isinstance(loader, ShuffledRows):

@@ -43,6 +43,7 @@ from vlreid.training.checkpoint import (
 from vlreid.training.data import (
     build_feature_loader,
     build_stage_loader,
+    check_stage_batches,
     load_run_data,
     set_loader_epoch,
 )
@@ -114,6 +115,7 @@ def train(config: RunConfig, run_dir: str | Path, max_epochs: int | None = None)
 
     set_seed(config.train.seed)  # same initialisation on every rank
     data = load_run_data(config.data)
+    check_stage_batches(config, data, accelerator.num_processes)  # before any evaluation
     provenance = record_provenance(run_dir, config, data, accelerator)  # rank 0 writes the file
     method = build_run_method(config, data).to(accelerator.device)
     evaluate_model = build_evaluator(accelerator, config, data, method.model)
