@@ -299,7 +299,8 @@ def test_set_learning_rates_scales_each_group_from_its_own_base() -> None:
 
 
 def test_model_table_refuses_the_fields_that_come_from_the_dataset(tmp_path: Path) -> None:
-    with pytest.raises(ReIDError, match=r"unknown key\(s\) \['num_classes'\] in \[model\]"):
+    expected = r"^--set model.num_classes=5: unknown key 'num_classes' in \[model\]"
+    with pytest.raises(ReIDError, match=expected):
         load_config(write(tmp_path, MINIMAL), ["model.num_classes=5"])
     config = load_config(write(tmp_path, MINIMAL), ["model.sie=true"])
     derived = config.model.for_dataset(num_classes=5, num_cameras=3)
