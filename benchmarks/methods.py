@@ -149,6 +149,7 @@ class Bench:
         from vlreid.evaluation.features import checkpoint_inputs
         from vlreid.evaluation.metrics import evaluate_features
         from vlreid.training.loop import train
+        from vlreid.training.report import read_metrics
 
         folder = self.out / "cells" / row.slug / f"seed{seed}"
         result_file = folder / "result.json"
@@ -170,6 +171,13 @@ class Bench:
             "rank1": round(ranking.rank(1), 4),
             "seconds": round(time.perf_counter() - started, 1),
         }
+        prompt = [
+            r["loss"] for r in read_metrics(folder / "metrics.jsonl") if r["stage"] == "prompt"
+        ]
+        if prompt:
+            result.update(
+                prompt_loss_first=round(prompt[0], 4), prompt_loss_last=round(prompt[-1], 4)
+            )
         result_file.write_text(json.dumps(result) + "\n")
         logger.info("%s seed %d: %s", row.name, seed, result)
         return result
@@ -231,6 +239,13 @@ def table(
             f"| {row.name} | {row.init} | {len(done)}/{len(seeds)} | {_spread(cells['mAP'])} | "
             f"{_spread(cells['rank1'])} | {differences[0]} | {differences[1]} |"
         )
+    for (name, seed), result in sorted(results.items()):
+        if "prompt_loss_first" in result:
+            first, last = result["prompt_loss_first"], result["prompt_loss_last"]
+            lines.append(
+                f"\n{name} seed {seed}: prompt-stage loss {first:.3f} (first epoch) -> "
+                f"{last:.3f} (last), {100 * (1 - last / first):.0f}% lower"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -252,8 +267,11 @@ def main(argv: list[str] | None = None) -> str:
     if not args.table_only:
         bench.prepare({row.captions for row in all_rows})
     results: dict[tuple[str, int], dict[str, float]] = {}
-    main_rows = [row for row in all_rows if row.main]
-    order = [(row, seed) for seed in bench.seeds for row in main_rows]
+    # baseline (every row's reference) first, then the other methods, then the ablations
+    baselines = [row for row in all_rows if row.main and row.method == "baseline"]
+    others = [row for row in all_rows if row.main and row.method != "baseline"]
+    order = [(row, seed) for seed in bench.seeds for row in baselines]
+    order += [(row, seed) for seed in bench.seeds for row in others]
     order += [(row, seed) for seed in bench.seeds for row in all_rows if not row.main]
     for row, seed in order:
         finished = bench.out / "cells" / row.slug / f"seed{seed}" / "result.json"
