@@ -109,7 +109,7 @@ class Bench:
         """Make the dataset and the caption folders the rows need (each once)."""
         from vlreid.captioning.llava import LlavaSettings
         from vlreid.captioning.run import CaptionRunConfig, caption_dataset
-        from vlreid.datasets.synthetic import make_synthetic_dataset
+        from vlreid.synthetic import make_synthetic_dataset
 
         if not (self.data / "synthetic.json").is_file():
             make_synthetic_dataset(self.data, self.ids, self.cameras, self.data_seed)

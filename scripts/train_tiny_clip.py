@@ -48,12 +48,12 @@ import open_clip
 import torch
 from safetensors.torch import save_file
 
-from vlreid.datasets.synthetic import make_synthetic_dataset
 from vlreid.datasets.transforms import Preprocessing
 from vlreid.evaluation.features import checkpoint_features
 from vlreid.evaluation.metrics import evaluate_features
 from vlreid.evaluation.zero_shot import clip_reid_model
 from vlreid.model import BackboneConfig
+from vlreid.synthetic import make_synthetic_dataset
 from vlreid.templates import load_template
 from vlreid.testing.clip import VOCAB_SIZE
 from vlreid.testing.clip_pretraining import Schedule, pretrain, render_pairs

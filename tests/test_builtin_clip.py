@@ -14,10 +14,10 @@ from typer.testing import CliRunner
 
 from vlreid.cli import app
 from vlreid.config import load_config
-from vlreid.datasets.synthetic import make_synthetic_dataset
 from vlreid.errors import ReIDError
 from vlreid.model import BackboneConfig, build_clip, build_reid_model
 from vlreid.model.pretrained import builtin_clip_config, builtin_clip_folder, resolve_pretrained
+from vlreid.synthetic import make_synthetic_dataset
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 METHODS = ("baseline", "clip-reid", "scgi", "svll")

@@ -29,8 +29,8 @@ import open_clip
 import torch
 
 from vlreid.attributes import PERSON_FIELDS
-from vlreid.datasets.synthetic import PedestrianRenderer, make_cameras, sample_person
 from vlreid.datasets.transforms import Preprocessing, ReIDTransform, TrainTransform
+from vlreid.synthetic import PedestrianRenderer, make_cameras, sample_person
 from vlreid.templates import Template, render_caption
 
 logger = logging.getLogger(__name__)
