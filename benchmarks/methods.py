@@ -172,7 +172,9 @@ class Bench:
             "seconds": round(time.perf_counter() - started, 1),
         }
         prompt = [
-            r["loss"] for r in read_metrics(folder / "metrics.jsonl") if r["stage"] == "prompt"
+            r["loss"]
+            for r in read_metrics(folder / "metrics.jsonl")
+            if r.get("stage") == "prompt" and "loss" in r
         ]
         if prompt:
             result.update(
