@@ -40,9 +40,23 @@ def evaluate(
             "gallery features of --dataset under --root (image encoder only; no text model).",
         ),
     ] = None,
+    clip: Annotated[
+        str | None,
+        typer.Option(
+            help="A pretrained CLIP's image tower, no ReID training (zero-shot): "
+            "builtin:tiny-clip-synthetic, an open_clip NAME:TAG (ViT-B-16:openai), or a local "
+            "weights file with open_clip_config.json beside it; needs --dataset and --root.",
+        ),
+    ] = None,
+    untrained: Annotated[
+        bool,
+        typer.Option(
+            "--untrained", help="With --clip: the same architecture randomly initialised (seed 0)."
+        ),
+    ] = False,
     dataset: Annotated[
         str | None,
-        typer.Option(help="With --checkpoint: dataset name, e.g. market1501 or synthetic."),
+        typer.Option(help="With --checkpoint or --clip: dataset name, e.g. synthetic."),
     ] = None,
     batch_size: Annotated[
         int, typer.Option(min=1, help="With --checkpoint: images per feature batch.")
@@ -121,13 +135,14 @@ def evaluate(
     expectations = [parse_expectation(text) for text in expect or []]
     provenance = None
 
-    if (features is None) == (checkpoint is None):
+    if [features, checkpoint, clip].count(None) != 2:
         raise ReIDError(
-            "give the features to evaluate: --features FILE.npz, or --checkpoint FILE with "
-            "--dataset NAME --root DIR (exactly one input)"
+            "give the features to evaluate: --features FILE.npz, or --checkpoint FILE or "
+            "--clip MODEL with --dataset NAME --root DIR (exactly one input)"
         )
-    if checkpoint is not None and (dataset is None or root is None):
-        raise ReIDError("--checkpoint needs --dataset NAME and --root DIR")
+    if (checkpoint is not None or clip is not None) and (dataset is None or root is None):
+        flag = "--checkpoint" if checkpoint is not None else "--clip"
+        raise ReIDError(f"{flag} needs --dataset NAME and --root DIR")
     options = EvaluationOptions(
         metric=metric,
         rerank=rerank,
@@ -142,7 +157,11 @@ def evaluate(
         device=device,
     )
     check_options(options, output_format)  # before minutes of feature extraction
-    if checkpoint is not None:
+    if clip is not None:
+        from vlreid.evaluation.zero_shot import clip_inputs
+
+        inputs = clip_inputs(clip, dataset, root, untrained, device, batch_size, num_workers)
+    elif checkpoint is not None:
         from vlreid.evaluation.features import checkpoint_inputs
         from vlreid.model.folder import resolve_weights
         from vlreid.model.weights import checkpoint_provenance, read_metadata

@@ -9,6 +9,8 @@ training, captioning, transformers or the synthetic renderer.
 - :mod:`vlreid.model.vision`: the changes to open_clip's towers (stride, positional grids).
 - :mod:`vlreid.model.weights`: ``model.safetensors`` (weights + metadata) and
   :class:`InferenceModel`.
+- :mod:`vlreid.model.pretrained`: where CLIP weights come from (``builtin:tiny-clip-synthetic``,
+  an open_clip tag, a local file, ``none``).
 - :mod:`vlreid.model.folder`: model folders (``config.json`` + weights + card) and Hub repos,
   which :func:`load_model` also loads.
 """

@@ -36,6 +36,7 @@ from open_clip.transformer import VisionTransformer
 from torch import nn
 
 from vlreid.errors import ReIDError
+from vlreid.model.pretrained import resolve_pretrained
 from vlreid.model.vision import (
     adapt_resnet,
     adapt_vit,
@@ -232,16 +233,23 @@ def build_clip(config: ModelConfig) -> open_clip.CLIP:
     Methods use its text tower; :func:`build_reid_model` copies its vision weights.
     """
     architecture = clip_architecture(config)
+    weights = resolve_pretrained(config.pretrained)
     if config.clip_config is None:
         model = open_clip.create_model(
             config.clip_model,
-            pretrained=config.pretrained,
+            pretrained=weights,
             force_quick_gelu=bool(architecture["quick_gelu"]),
         )
     else:
         model = open_clip.CLIP(**architecture)
-        if config.pretrained:
-            open_clip.load_checkpoint(model, config.pretrained)
+        if weights:
+            try:
+                open_clip.load_checkpoint(model, weights)
+            except RuntimeError as error:  # a state dict of another architecture
+                raise ReIDError(
+                    f"pretrained weights {config.pretrained!r} do not fit model.clip_config "
+                    f"(for builtin:tiny-clip-synthetic use its open_clip_config.json): {error}"
+                ) from error
     return model.eval()
 
 
@@ -251,7 +259,7 @@ def build_reid_model(config: ModelConfig, clip_model: open_clip.CLIP | None = No
     Without ``clip_model`` and without ``config.pretrained`` the model stays randomly initialised.
     """
     model = ReIDModel(config)
-    if clip_model is None and config.pretrained:
+    if clip_model is None and resolve_pretrained(config.pretrained):
         clip_model = build_clip(config)
     if clip_model is not None:
         model.load_clip_visual(clip_model.visual)
