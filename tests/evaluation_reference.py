@@ -52,6 +52,40 @@ def make_problem(
     return Problem(distmat.astype(np.float32), q_pids, g_pids, q_camids, g_camids)
 
 
+def make_feature_problem(
+    rng: np.random.Generator,
+    num_query: int,
+    num_gallery: int,
+    noise: float,
+    num_ids: int = 30,
+    num_cameras: int = 4,
+    same_camera_fraction: float = 0.0,
+    dimension: int = 16,
+) -> Problem:
+    """Squared Euclidean distances (float32) of features = identity centre + ``noise`` x
+    Gaussian: noise 0.1 ranks nearly perfectly, 1 is a mid-quality model, 100 is random
+    features (mAP ~ 0.01). ``same_camera_fraction`` of the gallery items of each query's identity
+    are moved to the query's camera, the junk that the protocol ignores. Distractors: pid 0."""
+    q_pids = rng.integers(1, num_ids + 1, num_query)
+    g_pids = rng.integers(0, num_ids + 1, num_gallery)
+    q_camids = rng.integers(0, num_cameras, num_query)
+    g_camids = rng.integers(0, num_cameras, num_gallery)
+    if same_camera_fraction:
+        for pid in range(1, num_ids + 1):  # the first query of a pid fixes its junk camera
+            queries = np.flatnonzero(q_pids == pid)
+            items = np.flatnonzero(g_pids == pid)
+            if len(queries) and len(items):
+                moved = items[rng.random(len(items)) < same_camera_fraction]
+                g_camids[moved] = q_camids[queries[0]]
+    centres = rng.standard_normal((num_ids + 1, dimension))
+    query = centres[q_pids] + noise * rng.standard_normal((num_query, dimension))
+    gallery = centres[g_pids] + noise * rng.standard_normal((num_gallery, dimension))
+    gallery[g_pids == 0] = noise * rng.standard_normal(((g_pids == 0).sum(), dimension))
+    query, gallery = query.astype(np.float32), gallery.astype(np.float32)
+    distmat = ((query[:, None, :] - gallery[None, :, :]) ** 2).sum(-1, dtype=np.float32)
+    return Problem(distmat, q_pids, g_pids, q_camids, g_camids)
+
+
 def reference_market(
     distmat: np.ndarray,
     q_pids: np.ndarray,

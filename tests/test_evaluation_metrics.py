@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from evaluation_reference import make_problem, reference_market
+from evaluation_reference import make_feature_problem, make_problem, reference_market
 from vlreid.errors import ReIDError
 from vlreid.evaluation._ranking import pack_keys
 from vlreid.evaluation.metrics import (
@@ -62,6 +62,55 @@ def test_distmat_equals_reference(
         memory_budget=1,
     )
     assert_matches_reference(chunked, reference)
+
+
+@pytest.mark.parametrize(
+    ("noise", "same_camera_fraction", "round_to", "expected_mAP"),
+    [
+        (0.05, 0.0, None, (0.99, 1.0)),  # good features: every match first
+        (0.6, 0.0, None, (0.3, 0.95)),  # a mid-quality model
+        (100.0, 0.0, None, (0.0, 0.15)),  # random features: matches anywhere
+        (100.0, 0.5, None, (0.0, 0.15)),  # ... and half the pid's items junk (same camera)
+        (0.6, 0.5, 0.25, (0.1, 0.95)),  # coarse distances: exact ties between many items
+        (100.0, 0.0, 0.05, (0.0, 0.15)),  # ties among random distances
+    ],
+)
+def test_regimes_equal_reference(
+    noise: float, same_camera_fraction: float, round_to: float | None, expected_mAP: tuple
+) -> None:
+    rng = np.random.default_rng(int(noise * 100) + int(same_camera_fraction * 10))
+    problem = make_feature_problem(rng, 60, 900, noise, same_camera_fraction=same_camera_fraction)
+    if round_to is not None:  # a step of round_to x the median distance
+        step = round_to * np.median(problem.distmat)
+        problem.distmat = (np.round(problem.distmat / step) * step).astype(np.float32)
+        assert len(np.unique(problem.distmat)) < problem.distmat.size / 20
+    reference = reference_market(problem.distmat, *problem.labels())
+    assert expected_mAP[0] <= reference[0] <= expected_mAP[1]
+    for budget in (64 * 2**20, 1, 200_000):  # one chunk, one row per chunk, a few rows
+        result = evaluate_distmat(problem.distmat, *problem.labels(), memory_budget=budget)
+        assert_matches_reference(result, reference)
+
+
+@pytest.mark.parametrize(
+    "transform",
+    [
+        lambda d: d * 1e-40,  # subnormal distances
+        lambda d: d * 1e30,  # huge distances
+        lambda d: d * 1e36,  # ... up to 1e38, spans beyond float32 * K
+        lambda d: 1e6 + d * 1e-3,  # tiny spread around a large value (few float32 levels)
+        lambda d: np.where(d > np.median(d), np.inf, d),  # half the gallery infinitely far
+        lambda d: np.where(d < np.quantile(d, 0.1), -np.inf, -d),  # reversed, some at -inf
+        lambda d: np.zeros_like(d),  # everything tied
+    ],
+)
+def test_extreme_distances_equal_reference(transform) -> None:  # type: ignore[no-untyped-def]
+    problem = make_feature_problem(np.random.default_rng(8), 40, 500, noise=0.6)
+    distmat = transform(problem.distmat.astype(np.float64)).astype(np.float32)
+    reference = reference_market(distmat, *problem.labels())
+    for budget in (64 * 2**20, 1):
+        assert_matches_reference(
+            evaluate_distmat(distmat, *problem.labels(), memory_budget=budget), reference
+        )
 
 
 def test_negative_and_signed_zero_distances() -> None:

@@ -4,14 +4,23 @@ For a query, let the *matches* be the gallery items with its pid from another ca
 *negatives* the items with another pid (items with its pid from its camera are ignored). With
 ties broken by gallery index, an item precedes another when its ``(distance, gallery index)`` is
 smaller. The rank of the j-th match (0-based, in that order) is ``1 + j + (number of negatives
-preceding it)``. Both orders are read from one int64 key per item::
+preceding it)``, so only the (few) matches are sorted; the negatives are counted, not sorted:
 
-    key = query row << (32 + C)  |  order-preserving bits of the float32 distance << C  |  column
+1. Each distance of a query's row goes through a per-row map onto integer *buckets*, affine
+   between the query's nearest and farthest match and clamped outside: ``(d - lo) * scale``,
+   clamped, plus the row's offset, truncated. Each step is one correctly rounded (hence monotone)
+   operation, so a smaller distance never lands in a later bucket. One ``bincount`` of the whole
+   chunk then counts the negatives of every bucket (the query's own-pid items are subtracted).
+2. A negative in an earlier bucket than a match precedes it; one in a later bucket does not.
+   Only negatives that share a bucket with a match (a few per query, as buckets are about a
+   quarter as many as gallery items) are compared exactly, by one int64 key per item::
 
-with ``C`` bits for the gallery column, so one sort of the (few) match keys and one
-``searchsorted`` of the negative keys into them count, for every match of every query of the
-chunk at once, the negatives before it. Negatives farther than their query's farthest match
-cannot precede any match and are dropped before the keys are built.
+       key = query row << (32 + C)  |  order-preserving bits of the float32 distance << C  |  column
+
+   with ``C`` bits for the gallery column, and a ``searchsorted`` into the sorted match keys.
+
+Every step is a vectorised pass over the chunk (about ten per distance; no binary search per
+gallery item), so the time hardly depends on how good the ranking is.
 """
 
 from __future__ import annotations
@@ -24,9 +33,16 @@ import torch
 from vlreid.errors import ReIDError
 
 ArrayLike = np.ndarray | torch.Tensor
-BYTES_PER_DISTANCE = 56
-"""Working bytes per query x gallery entry of a chunk: the float32 distance, three boolean
-masks and, when every negative precedes a match, its coordinates, distance, key and bin."""
+BYTES_PER_DISTANCE = 24
+"""Working bytes per query x gallery entry of a chunk: the float32 distance, its scaled copy, its
+int32 bucket, a boolean mask and the bucket counts (about two int64 per four entries)."""
+BUCKET_INDEX_LIMIT = 2**22
+"""Buckets of a whole chunk (rows x buckets per row) are at most this many, so that a bucket
+index plus its fraction is held in float32 to within 0.5."""
+SPREAD = 16
+"""Buckets per row on each side of the matches' range, for the distances clamped there: column
+``c`` goes to bucket ``c % SPREAD`` of its side, so that ``bincount`` does not increment one
+counter for most of the gallery (a chain of dependent increments, twice as slow)."""
 
 
 class EvaluationError(ReIDError):
@@ -122,11 +138,23 @@ def column_bits(num_gallery: int) -> int:
     return max(1, (num_gallery - 1).bit_length())
 
 
+def buckets_per_row(num_gallery: int) -> int:
+    """Buckets of the matches' range in one row: about a quarter of the gallery size."""
+    return max(16, num_gallery // 4)
+
+
+def row_width(num_gallery: int) -> int:
+    """Buckets of one row: the matches' range and the ``SPREAD`` below and above it."""
+    return buckets_per_row(num_gallery) + 2 * SPREAD
+
+
 def rows_per_chunk(num_gallery: int, memory_budget: int) -> int:
-    """Query rows per chunk: within ``memory_budget`` bytes and within the key's row bits."""
+    """Query rows per chunk: within ``memory_budget`` bytes, the key's row bits and the bucket
+    index limit."""
     by_memory = memory_budget // (BYTES_PER_DISTANCE * num_gallery)
     by_key = 2 ** (31 - column_bits(num_gallery))
-    return int(max(1, min(by_memory, by_key)))
+    by_buckets = BUCKET_INDEX_LIMIT // row_width(num_gallery)
+    return int(max(1, min(by_memory, by_key, by_buckets)))
 
 
 def pack_keys(
@@ -141,57 +169,151 @@ def pack_keys(
     return (rows << (32 + bits)) | (ordered << bits) | columns
 
 
-def rank_matches(distances: torch.Tensor, labels: Labels, start: int) -> MatchRanks:
+class Workspace:
+    """Buffers of one chunk's passes, allocated once per evaluation and reused by every chunk
+    (fresh buffers per chunk cost more in page faults than the passes themselves)."""
+
+    def __init__(self, num_rows: int, num_gallery: int, device: torch.device) -> None:
+        size = num_rows * num_gallery
+        self.scaled = torch.empty(size, dtype=torch.float32, device=device)
+        self.buckets = torch.empty(size, dtype=torch.int32, device=device)
+        self.hot = torch.empty(size, dtype=torch.bool, device=device)
+        spread = torch.arange(num_gallery, device=device) % SPREAD
+        self.floor = (spread - SPREAD).float()
+        """``(G,)`` the scaled distance of column ``c`` is at least ``c % SPREAD - SPREAD``."""
+        self.cap = (spread + buckets_per_row(num_gallery)).float()
+        """``(G,)`` ... and at most ``K + c % SPREAD``."""
+
+    def views(self, num_rows: int, num_gallery: int) -> tuple[torch.Tensor, ...]:
+        """``(B, G)`` float32, ``(B * G,)`` int32 and ``(B * G,)`` bool views of the buffers."""
+        size = num_rows * num_gallery
+        if size > self.scaled.shape[0]:
+            raise ValueError(f"chunk of {size} entries exceeds the workspace")
+        scaled = self.scaled[:size].view(num_rows, num_gallery)
+        return scaled, self.buckets[:size], self.hot[:size]
+
+
+def _own_pid_items(
+    labels: Labels, q_pids: torch.Tensor, num_rows: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(rows, columns)`` of every gallery item with its query's pid, by row."""
+    device = q_pids.device
+    first = torch.searchsorted(labels.sorted_g_pids, q_pids)
+    counts = torch.searchsorted(labels.sorted_g_pids, q_pids, right=True) - first
+    rows = torch.repeat_interleave(torch.arange(num_rows, device=device), counts)
+    offsets = torch.arange(rows.shape[0], device=device) - (counts.cumsum(0) - counts)[rows]
+    return rows, labels.gallery_by_pid[first[rows] + offsets]
+
+
+def _hot_items(mask: torch.Tensor, num_gallery: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(rows, columns)`` of the true entries of a flattened ``(B, G)`` mask, by row."""
+    if mask.device.type == "cpu":  # numpy's scan and division are several times torch's here
+        flat = np.flatnonzero(mask.numpy())
+        rows = flat // num_gallery
+        return torch.from_numpy(rows), torch.from_numpy(flat - rows * num_gallery)
+    flat = mask.nonzero().squeeze(1)
+    rows = flat // num_gallery
+    return rows, flat - rows * num_gallery
+
+
+def _bucket_ranges(
+    match_distances: torch.Tensor,
+    num_matches: torch.Tensor,
+    first_match: torch.Tensor,
+    num_buckets: int,
+) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """Per row, the ``(B, 1)`` ``low`` and ``scale`` that map the matches onto [0, K - 1].
+
+    Any finite ``low`` and positive ``scale`` keep the ranks exact (both are finite and nonzero
+    in float32, so no NaN can arise); these make the buckets fine where the matches are. The
+    flag says whether every match is sure to land in [0, K - 1] (no infinite match distance or
+    range), which clamping by column (not monotone) needs.
+    """
+    num_rows = num_matches.shape[0]
+    has_match = num_matches > 0
+    low = torch.zeros(num_rows, dtype=torch.float64, device=num_matches.device)
+    high = torch.ones_like(low)
+    nearest, farthest = first_match[has_match], first_match[has_match] + num_matches[has_match] - 1
+    low[has_match] = match_distances[nearest].double()
+    high[has_match] = match_distances[farthest].double()
+    in_range = bool(torch.isfinite((high - low).float()).all())
+    low, high = low.clamp(-3e38, 3e38), high.clamp(-3e38, 3e38)
+    span = high - low
+    scale = torch.where(span > 0, (num_buckets - 1) / span, 1.0).clamp(1.2e-38, 1e30)
+    return low.float()[:, None], scale.float()[:, None], in_range
+
+
+def rank_matches(
+    distances: torch.Tensor, labels: Labels, start: int, workspace: Workspace | None = None
+) -> MatchRanks:
     """Rank every match of the queries ``start .. start + B - 1``.
 
     Args:
         distances: ``(B, G)`` float32 distances of the chunk's queries to the whole gallery.
         labels: Labels of all queries and the gallery.
         start: Index of the chunk's first query.
+        workspace: Buffers for at least ``B x G`` entries (allocated here when ``None``).
 
     Returns:
         The ranks of the chunk's matches.
     """
+    distances = distances.contiguous()
     num_rows, num_gallery = distances.shape
     device = distances.device
+    if workspace is None:
+        workspace = Workspace(num_rows, num_gallery, device)
     q_pids = labels.q_pids[start : start + num_rows]
     q_camids = labels.q_camids[start : start + num_rows]
-    # the gallery items of each query's pid: a contiguous run of the gallery sorted by pid
-    first = torch.searchsorted(labels.sorted_g_pids, q_pids)
-    counts = torch.searchsorted(labels.sorted_g_pids, q_pids, right=True) - first
-    rows = torch.repeat_interleave(torch.arange(num_rows, device=device), counts)
-    offsets = torch.arange(rows.shape[0], device=device) - (counts.cumsum(0) - counts)[rows]
-    columns = labels.gallery_by_pid[first[rows] + offsets]
-    other_camera = q_camids[rows] != labels.g_camids[columns]
-    rows, columns = rows[other_camera], columns[other_camera]
-    match_distances = distances[rows, columns]
-    row_bounds = torch.arange(num_rows + 1, device=device)
-    num_matches = torch.searchsorted(rows, row_bounds).diff()  # rows are sorted
-
-    farthest = torch.full((num_rows,), -torch.inf, device=device)
-    farthest.scatter_reduce_(0, rows, match_distances, reduce="amax")
-    # a negative can only precede a match if it is not farther than the query's farthest match
-    negative_rows, negative_columns = (distances <= farthest[:, None]).nonzero(as_tuple=True)
-    is_negative = labels.g_pids[negative_columns] != q_pids[negative_rows]
-    negative_rows, negative_columns = negative_rows[is_negative], negative_columns[is_negative]
-    negative_distances = distances[negative_rows, negative_columns]
-
+    own_rows, own_columns = _own_pid_items(labels, q_pids, num_rows)
+    other_camera = q_camids[own_rows] != labels.g_camids[own_columns]
+    rows, columns = own_rows[other_camera], own_columns[other_camera]
     bits = column_bits(num_gallery)
-    keys, order = torch.sort(pack_keys(rows, match_distances, columns, bits))
+    keys, order = torch.sort(pack_keys(rows, distances[rows, columns], columns, bits))
     rows, columns = rows[order], columns[order]
-    negative_keys = pack_keys(negative_rows, negative_distances, negative_columns, bits)
-    # bin b holds the negatives between the (b-1)-th and b-th match keys of the whole chunk
-    bins = torch.searchsorted(keys, negative_keys)
-    num_keys = keys.shape[0]
-    bin_sizes = torch.zeros(num_keys + 1, dtype=torch.int64, device=device)
-    bin_sizes.index_add_(0, bins, torch.ones(1, dtype=torch.int64, device=device).expand_as(bins))
-    negatives_before = bin_sizes[:num_keys].cumsum(0)
-    # ... which counts the negatives of the earlier queries too: subtract them
-    negatives_per_row = torch.searchsorted(negative_rows, row_bounds).diff()
-    earlier_negatives = negatives_per_row.cumsum(0) - negatives_per_row
-    earlier_matches = num_matches.cumsum(0) - num_matches
-    positions = torch.arange(num_keys, device=device) - earlier_matches[rows]
-    ranks = 1 + positions + negatives_before - earlier_negatives[rows]
+    num_matches = torch.searchsorted(rows, torch.arange(num_rows + 1, device=device)).diff()
+    first_match = num_matches.cumsum(0) - num_matches
+    positions = torch.arange(rows.shape[0], device=device) - first_match[rows]
+
+    # 1. bucket = offset of the row + SPREAD + 0.5 + (d - low) * scale, floored, where the
+    # matches span [0, K - 1] and the rest is clamped (per column) to the SPREAD on either side
+    num_buckets, width = buckets_per_row(num_gallery), row_width(num_gallery)
+    low, scale, in_range = _bucket_ranges(
+        distances[rows, columns], num_matches, first_match, num_buckets
+    )
+    row_offsets = torch.arange(num_rows, device=device) * width
+    scaled, buckets, hot = workspace.views(num_rows, num_gallery)
+    torch.sub(distances, low, out=scaled).mul_(scale)
+    if in_range:
+        torch.maximum(scaled, workspace.floor, out=scaled)
+        torch.minimum(scaled, workspace.cap, out=scaled)
+    else:  # a match may be clamped: one bucket on either side, so that the map stays monotone
+        scaled.clamp_(-1, num_buckets)
+    scaled.add_((row_offsets + SPREAD).float()[:, None] + 0.5)
+    buckets.view(num_rows, num_gallery).copy_(scaled)  # truncates: floor of a value >= 0
+    counts = torch.bincount(buckets, minlength=num_rows * width)
+    own_buckets = buckets[own_rows * num_gallery + own_columns].long()
+    counts.index_add_(0, own_buckets, torch.full_like(own_buckets, -1))  # negatives only
+    cumulative = counts.cumsum(0) - counts  # exclusive
+    match_buckets = buckets[rows * num_gallery + columns].long()  # non-decreasing
+    before_bucket = cumulative[match_buckets] - cumulative[row_offsets[rows]]
+
+    # 2. the negatives in the bucket of a match, against the match keys
+    is_hot_bucket = torch.zeros(counts.shape[0], dtype=torch.bool, device=device)
+    is_hot_bucket[match_buckets] = True
+    torch.index_select(is_hot_bucket, 0, buckets, out=hot)
+    hot_rows, hot_columns = (items.to(device) for items in _hot_items(hot, num_gallery))
+    is_negative = labels.g_pids[hot_columns] != q_pids[hot_rows]
+    hot_rows, hot_columns = hot_rows[is_negative], hot_columns[is_negative]
+    hot_keys = pack_keys(hot_rows, distances[hot_rows, hot_columns], hot_columns, bits)
+    # such a negative precedes the matches of its bucket from the first of larger key on
+    first_after = torch.searchsorted(keys, hot_keys)
+    hot_buckets = buckets[hot_rows * num_gallery + hot_columns].long()
+    bucket_end = torch.searchsorted(match_buckets, hot_buckets, right=True)
+    steps = torch.zeros(keys.shape[0] + 1, dtype=torch.int64, device=device)
+    steps.index_add_(0, first_after, torch.ones_like(first_after))
+    steps.index_add_(0, bucket_end, torch.full_like(bucket_end, -1))
+    within_bucket = steps.cumsum(0)[:-1]
+    ranks = 1 + positions + before_bucket + within_bucket
     return MatchRanks(rows, columns, positions, ranks, keys, num_matches)
 
 
@@ -228,7 +350,11 @@ class RankAccumulator:
 
 
 def accumulate_chunk(
-    accumulator: RankAccumulator, distances: torch.Tensor, labels: Labels, start: int
+    accumulator: RankAccumulator,
+    distances: torch.Tensor,
+    labels: Labels,
+    start: int,
+    workspace: Workspace | None = None,
 ) -> None:
     """Rank the matches of one chunk of queries and add them to ``accumulator``."""
-    accumulator.add(rank_matches(distances, labels, start))
+    accumulator.add(rank_matches(distances, labels, start, workspace))

@@ -35,6 +35,7 @@ from vlreid.evaluation._ranking import (
     ArrayLike,
     EvaluationError,
     RankAccumulator,
+    Workspace,
     accumulate_chunk,
     check_labels,
     rows_per_chunk,
@@ -161,13 +162,14 @@ def evaluate_distmat(
     if max_rank < 1:
         raise EvaluationError(f"max_rank must be at least 1, got {max_rank}")
     accumulator = RankAccumulator(max_rank, device)
-    rows = rows_per_chunk(num_gallery, memory_budget)
+    rows = min(rows_per_chunk(num_gallery, memory_budget), num_query)
+    workspace = Workspace(rows, num_gallery, device)
     for start in range(0, num_query, rows):
         stop = min(start + rows, num_query)
         distances = to_tensor(distmat[start:stop], device).to(torch.float32)
         if _has_nan(distances):
             raise EvaluationError(f"distmat has NaN values in query rows {start}..{stop - 1}")
-        accumulate_chunk(accumulator, distances, labels, start)
+        accumulate_chunk(accumulator, distances, labels, start, workspace)
     return _finish(accumulator, num_query)
 
 
@@ -192,14 +194,16 @@ class GalleryDistances:
         else:
             self.gallery = torch.nn.functional.normalize(gallery_features, dim=1)
 
-    def __call__(self, query_features: torch.Tensor) -> torch.Tensor:
-        """``(B, D)`` query features -> ``(B, G)`` float32 distances."""
+    def __call__(
+        self, query_features: torch.Tensor, out: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``(B, D)`` query features -> ``(B, G)`` float32 distances (into ``out`` if given)."""
         if self.metric == "euclidean":
             query_norms = query_features.pow(2).sum(1, keepdim=True)
-            distances = query_norms + self.gallery_norms
+            distances = torch.add(query_norms, self.gallery_norms, out=out)
             return distances.addmm_(query_features, self.gallery.T, alpha=-2)
         query_unit = torch.nn.functional.normalize(query_features, dim=1)
-        return (query_unit @ self.gallery.T).neg_().add_(1)
+        return torch.matmul(query_unit, self.gallery.T, out=out).neg_().add_(1)
 
 
 def pairwise_distances(
@@ -272,8 +276,12 @@ def evaluate_features(
         raise EvaluationError(f"max_rank must be at least 1, got {max_rank}")
     accumulator = RankAccumulator(max_rank, device)
     distances_to_gallery = GalleryDistances(gallery, metric)
-    rows = rows_per_chunk(num_gallery, memory_budget)
+    rows = min(rows_per_chunk(num_gallery, memory_budget), num_query)
+    workspace = Workspace(rows, num_gallery, device)
+    buffer = torch.empty(rows * num_gallery, dtype=torch.float32, device=device)
     for start in range(0, num_query, rows):
-        distances = distances_to_gallery(query[start : start + rows])
-        accumulate_chunk(accumulator, distances, labels, start)
+        chunk = query[start : start + rows]
+        distances = buffer[: chunk.shape[0] * num_gallery].view(chunk.shape[0], num_gallery)
+        distances = distances_to_gallery(chunk, out=distances)
+        accumulate_chunk(accumulator, distances, labels, start, workspace)
     return _finish(accumulator, num_query)
