@@ -1,80 +1,78 @@
-"""Evaluation speed and peak memory, next to the per-query numpy loop measured in the same run.
+"""Evaluation speed against torchreid's and fast-reid's evaluators, measured in the same run.
 
 Usage::
 
-    python benchmarks/evaluation.py [--sizes mid market msmt17] [--threads 1] [--skip-reference]
+    python benchmarks/evaluation.py [--sizes mid market msmt17] [--threads 1 0] [--json OUT]
+                                    [--peers-dir DIR]
 
-Each case runs in a fresh subprocess (so that ``ru_maxrss``, the peak resident memory, is its
-own: tracemalloc would not see torch's allocations) on a random problem with a realistic pid /
-camid structure: 512-d L2-normalised features = identity centre + camera shift + noise (so mAP is
-neither 0 nor 1), several cameras, queries of every test identity, gallery distractors (pid 0).
+Peers (benchmarks/eval_peers.py): torchreid 0.2.5's ``evaluate_rank`` (numpy; its Cython
+``rank_cylib`` too if its sdist can build it) and fast-reid 1.4.0's Cython ``evaluate_cy``, fetched
+with ``pip download --no-binary :all:`` and built in a temporary folder (kept with --peers-dir).
 
-Sizes: ``mid`` 1,200 x 8,000 (the issue's mid-size problem); ``market`` 3,368 x 15,913
-(Market-1501's test set); ``msmt17`` 11,659 x 82,161 (MSMT17's).
+Problems: random 512-d L2-normalised features = identity centre + camera shift + noise, several
+cameras, queries of every test identity, gallery distractors (pid 0). Four regimes by noise:
+mAP about 1.0, 0.8, 0.3 and 0.01 (random features: an untrained or broken model). Sizes: ``mid``
+1,200 x 8,000, ``market`` 3,368 x 15,913 (Market-1501's test set), ``msmt17`` 11,659 x 82,161.
 
-Cases:
-
-* ``reference``: torchreid's ``evaluate_rank`` in numpy (Market mode), loop for loop: argsort of
-  the whole distance matrix, then per query the camera filter, cumulative sums and the precision
-  list comprehension ``[x / (i + 1.) for i, x in enumerate(tmp_cmc)]`` of its code.
-* ``reference-vectorised``: the same per-query loop with that comprehension vectorised (a
-  stronger baseline than torchreid's own numpy code).
-* ``distmat``: :func:`vlreid.evaluation.metrics.evaluate_distmat` on the same precomputed matrix.
-* ``features``: :func:`vlreid.evaluation.metrics.evaluate_features` from the features (distances
-  included, computed in chunks; the Q x G matrix never exists).
-
-Metric-stage times (``reference*`` and ``distmat``) exclude the distance matrix, which is
-computed before the clock starts; ``features`` includes its distances. MSMT17 runs ``features``
-only: there a precomputed float32 matrix alone would take 3.8 GB (the references need several
-times that). On a shared, busy machine ``--threads 1`` gives the steadiest (and, with more
-runnable processes than cores, the fastest) figures. Each subprocess also
-checks its figures against the reference's when both ran (same problem, same seed).
+On ``mid`` and ``market``, every evaluator ranks the same precomputed float32 distance matrix
+(computed before the clock starts) in one subprocess per size, regime and thread count; ours is
+``evaluate_distmat``; ours and fast-reid take the best of three runs, torchreid one. ``--threads
+0`` means all cores (torch's default); the peers, single-threaded code, run once, on one
+thread, and their time stands next to ours at every thread count. On
+``msmt17``, where the matrix alone is 3.8 GB, ``evaluate_features`` (distances included, in
+chunks) runs against the same chunked distance computation alone (norms + GEMM, nothing else),
+each in its own subprocess for its peak resident memory (``ru_maxrss``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
+
+import eval_peers
 
 SIZES: dict[str, tuple[int, int, int, int]] = {
     # queries, gallery, test identities, cameras
     "mid": (1_200, 8_000, 300, 6),
     "market": (3_368, 15_913, 750, 6),
     "msmt17": (11_659, 82_161, 3_060, 15),
+    "toy": (300, 2_000, 75, 6),  # benchmarks/gpu.py without CUDA
 }
 DIMENSION = 512
-NOISE = 1.9
-"""Feature noise against unit-variance identity centres: mAP about 0.6 at the Market size, a
-mid-quality model (better models put fewer non-matches before the last match: faster for us)."""
+REGIMES: dict[str, float] = {"1.0": 0.2, "0.8": 1.75, "0.3": 2.6, "0.01": float("inf")}
+"""Target mAP -> feature noise against unit-variance identity centres (inf: random features)."""
+MSMT17_NOISE = 1.9
+"""The msmt17 problem: a mid-quality model (mAP about 0.4)."""
 
 
-def make_problem(size: str, seed: int = 0) -> dict[str, np.ndarray]:
+def make_problem(size: str, noise: float, seed: int = 0) -> dict[str, np.ndarray]:
     """Features and labels of a random problem of the given size (float32, L2-normalised)."""
     num_query, num_gallery, num_ids, num_cameras = SIZES[size]
     rng = np.random.default_rng(seed)
     q_pids = rng.permutation(np.resize(np.arange(1, num_ids + 1), num_query))
     num_distractors = num_gallery // 6
-    g_pids = np.concatenate(
-        [
-            np.resize(np.arange(1, num_ids + 1), num_gallery - num_distractors),
-            np.zeros(num_distractors, np.int64),
-        ]
-    )
+    identities = np.resize(np.arange(1, num_ids + 1), num_gallery - num_distractors)
+    g_pids = np.concatenate([identities, np.zeros(num_distractors, np.int64)])
     q_camids = rng.integers(0, num_cameras, num_query)
     g_camids = rng.integers(0, num_cameras, num_gallery)
     centres = rng.standard_normal((num_ids + 1, DIMENSION), dtype=np.float32)
     camera_shift = 0.6 * rng.standard_normal((num_cameras, DIMENSION), dtype=np.float32)
 
     def features(pids: np.ndarray, camids: np.ndarray) -> np.ndarray:
-        noise = NOISE * rng.standard_normal((len(pids), DIMENSION), dtype=np.float32)
-        values = centres[pids] + camera_shift[camids] + noise
-        values[pids == 0] = rng.standard_normal(((pids == 0).sum(), DIMENSION), dtype=np.float32)
+        values = rng.standard_normal((len(pids), DIMENSION), dtype=np.float32)
+        if np.isfinite(noise):
+            values = centres[pids] + camera_shift[camids] + noise * values
+            values[pids == 0] = rng.standard_normal(((pids == 0).sum(), DIMENSION), np.float32)
         return values / np.linalg.norm(values, axis=1, keepdims=True)
 
     return {
@@ -87,134 +85,173 @@ def make_problem(size: str, seed: int = 0) -> dict[str, np.ndarray]:
     }
 
 
-def numpy_distmat(query: np.ndarray, gallery: np.ndarray) -> np.ndarray:
-    """Squared Euclidean distances, as torchreid computes them (float32)."""
-    squared = (query**2).sum(1)[:, None] + (gallery**2).sum(1)[None, :]
-    return squared - 2 * query @ gallery.T
+def _timed(function, repeats: int) -> tuple[float, object]:  # type: ignore[no-untyped-def]
+    best, result = float("inf"), None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = function()
+        best = min(best, time.perf_counter() - start)
+    return best, result
 
 
-def reference_evaluate(
-    distmat: np.ndarray,
-    q_pids: np.ndarray,
-    g_pids: np.ndarray,
-    q_camids: np.ndarray,
-    g_camids: np.ndarray,
-    max_rank: int = 50,
-    vectorised: bool = False,
-) -> tuple[float, np.ndarray, float]:
-    """torchreid's ``eval_market1501`` (numpy), with a stable sort for reproducible ties."""
-    num_gallery = distmat.shape[1]
-    max_rank = min(max_rank, num_gallery)
-    indices = np.argsort(distmat, axis=1, kind="stable")
-    matches = (g_pids[indices] == q_pids[:, np.newaxis]).astype(np.int32)
-    all_cmc, all_ap, all_inp = [], [], []
-    for query in range(distmat.shape[0]):
-        order = indices[query]
-        remove = (g_pids[order] == q_pids[query]) & (g_camids[order] == q_camids[query])
-        raw_cmc = matches[query][np.invert(remove)]
-        if not np.any(raw_cmc):
-            continue
-        cmc = raw_cmc.cumsum()
-        positions = np.where(raw_cmc == 1)
-        last = np.max(positions)
-        all_inp.append(cmc[last] / (last + 1.0))
-        cmc[cmc > 1] = 1
-        all_cmc.append(cmc[:max_rank])
-        num_relevant = raw_cmc.sum()
-        cumulative = raw_cmc.cumsum()
-        if vectorised:
-            precision = cumulative / np.arange(1.0, len(cumulative) + 1)
-        else:
-            precision = np.asarray([x / (i + 1.0) for i, x in enumerate(cumulative)])
-        all_ap.append((precision * raw_cmc).sum() / num_relevant)
-    cmc_curve = np.asarray(all_cmc).astype(np.float64).sum(0) / len(all_ap)
-    return float(np.mean(all_ap)), cmc_curve, float(np.mean(all_inp))
+def _peer(name: str, path: str, distmat: np.ndarray, labels: list) -> dict:
+    module = eval_peers.load(name, path)
+    if name == "torchreid":  # its numpy loop, tens of times slower than the others: once
+        evaluate = module.evaluate_rank
+        seconds, (cmc, mAP) = _timed(lambda: evaluate(distmat, *labels, use_cython=False), 1)
+    else:
+        seconds, output = _timed(lambda: module.evaluate_cy(distmat, *labels, 50), 3)
+        cmc, mAP = output[0], output[1]
+        mAP = float(np.mean(mAP))  # fast-reid returns every query's AP
+    return {"seconds": seconds, "mAP": float(mAP), "rank1": float(cmc[0])}
 
 
-def run_case(case: str, size: str, threads: int) -> dict[str, float | str]:
-    """Run one case in this process and return its figures."""
+def run_ranking(size: str, regime: str, modules: dict[str, str], threads: list[int]) -> dict:
+    """Every evaluator on one precomputed distance matrix: ``{name: {seconds, mAP, rank1}}``.
+
+    The peers run once, on one thread (their code is single-threaded); ours once per entry of
+    ``threads`` (0: torch's default, all cores).
+    """
     import torch
 
-    torch.set_num_threads(threads)
-    from vlreid.evaluation.metrics import evaluate_distmat, evaluate_features
+    from vlreid.evaluation.metrics import evaluate_distmat, pairwise_distances
 
-    problem = make_problem(size)
+    all_cores = torch.get_num_threads()
+    problem = make_problem(size, REGIMES[regime])
+    query = torch.from_numpy(problem["query_features"])
+    gallery = torch.from_numpy(problem["gallery_features"])
+    distmat = pairwise_distances(query, gallery).numpy()  # torchreid's squared Euclidean
     labels = [problem[key] for key in ("q_pids", "g_pids", "q_camids", "g_camids")]
-    distmat = None
-    if case != "features":
-        distmat = numpy_distmat(problem["query_features"], problem["gallery_features"])
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    torch.set_num_threads(1)
+    figures = {name: _peer(name, path, distmat, labels) for name, path in modules.items()}
+    for count in threads:
+        torch.set_num_threads(count or all_cores)
+        seconds, result = _timed(lambda: evaluate_distmat(distmat, *labels), 3)
+        figures[f"ours-{count}"] = {
+            "seconds": seconds,
+            "mAP": result.mAP,
+            "rank1": float(result.cmc[0]),
+        }
+    return figures
+
+
+def run_msmt17(case: str) -> dict:
+    """``gemm`` (the chunked distances alone) or ``ours`` (``evaluate_features``)."""
+    import torch
+
+    from vlreid.evaluation._ranking import rows_per_chunk
+    from vlreid.evaluation.metrics import (
+        DEFAULT_MEMORY_BUDGET,
+        GalleryDistances,
+        evaluate_features,
+    )
+
+    problem = make_problem("msmt17", MSMT17_NOISE)
+    query = torch.from_numpy(problem["query_features"])
+    gallery = torch.from_numpy(problem["gallery_features"])
+    labels = [problem[key] for key in ("q_pids", "g_pids", "q_camids", "g_camids")]
+    setup_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     start = time.perf_counter()
-    if case == "features":
-        query, gallery = problem["query_features"], problem["gallery_features"]
-        result = evaluate_features(query, gallery, *labels)
-        mAP, cmc, mINP = result.mAP, result.cmc, result.mINP
-    elif case == "distmat":
-        result = evaluate_distmat(distmat, *labels)
-        mAP, cmc, mINP = result.mAP, result.cmc, result.mINP
+    figures: dict = {}
+    if case == "gemm":
+        distances = GalleryDistances(gallery)
+        rows = rows_per_chunk(gallery.shape[0], DEFAULT_MEMORY_BUDGET)
+        buffer = torch.empty(rows, gallery.shape[0])
+        for first in range(0, query.shape[0], rows):
+            chunk = query[first : first + rows]
+            distances(chunk, out=buffer[: chunk.shape[0]])
     else:
-        vectorised = case == "reference-vectorised"
-        mAP, cmc, mINP = reference_evaluate(distmat, *labels, vectorised=vectorised)
-    seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {
-        "case": case,
-        "size": size,
-        "seconds": seconds,
-        "peak_mb": peak / 1024,
-        "setup_peak_mb": rss_before / 1024,
-        "mAP": mAP,
-        "rank1": float(cmc[0]),
-        "rank10": float(cmc[9]),
-        "mINP": mINP,
-    }
+        result = evaluate_features(query, gallery, *labels)
+        figures = {"mAP": result.mAP, "rank1": float(result.cmc[0])}
+    figures["seconds"] = time.perf_counter() - start
+    figures["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    figures["setup_peak_mb"] = setup_peak
+    return figures
+
+
+def _subprocess(arguments: list[str], threads: list[int]) -> dict:
+    command = [sys.executable, __file__, *arguments, "--threads", *map(str, threads)]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def _ranking_table(sizes: list[str], threads: list[int], status: eval_peers.PeerStatus) -> list:
+    peers = list(status.modules)
+    header = f"{'size':7} {'mAP~':5} {'thr':>3} {'mAP':>6} {'ours s':>7}"
+    print(header + "".join(f" {name + ' s':>17} {'ratio':>6}" for name in peers))
+    rows = []
+    for size in [size for size in sizes if size != "msmt17"]:
+        for regime in REGIMES:
+            arguments = ["--case", "ranking", "--size", size, "--regime", regime]
+            arguments += ["--modules", json.dumps(status.modules)]
+            figures = _subprocess(arguments, threads)
+            for count in threads:
+                ours = figures[f"ours-{count}"]
+                line = f"{size:7} {regime:5} {count or 'all':>3} {ours['mAP']:6.3f}"
+                line += f" {ours['seconds']:7.3f}"
+                for name in peers:
+                    seconds = figures[name]["seconds"]
+                    line += f" {seconds:17.3f} {seconds / ours['seconds']:5.1f}x"
+                gaps = [abs(figures[name]["mAP"] - ours["mAP"]) for name in peers]
+                print(line + (f"   largest mAP gap {max(gaps):.0e}" if gaps else ""), flush=True)
+            rows.append({"size": size, "regime": regime, **figures})
+    return rows
+
+
+def _msmt17_table(threads: list[int]) -> list:
+    rows = []
+    for thread_count in threads:
+        gemm = _subprocess(["--case", "gemm"], [thread_count])
+        ours = _subprocess(["--case", "ours"], [thread_count])
+        print(
+            f"msmt17 threads {thread_count or 'all'}: distances alone {gemm['seconds']:.2f} s "
+            f"(peak {gemm['peak_mb']:.0f} MB), evaluate_features {ours['seconds']:.2f} s "
+            f"= {ours['seconds'] / gemm['seconds']:.2f}x (peak {ours['peak_mb']:.0f} MB, "
+            f"{ours['setup_peak_mb']:.0f} MB before; mAP {ours['mAP']:.3f})",
+            flush=True,
+        )
+        rows.append({"threads": thread_count, "gemm": gemm, "ours": ours})
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", nargs="+", default=["mid", "market", "msmt17"], choices=SIZES)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads for our cases")
-    parser.add_argument("--skip-reference", action="store_true", help="only our cases")
-    parser.add_argument("--case", help=argparse.SUPPRESS)
-    parser.add_argument("--size", help=argparse.SUPPRESS)
+    parser.add_argument("--threads", nargs="+", type=int, default=[1, 0], help="0: all cores")
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument("--peers-dir", type=Path, help="build the peers here and keep them")
+    for hidden in ("--case", "--size", "--regime", "--modules"):
+        parser.add_argument(hidden, help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.case:  # a subprocess: one case, figures as JSON on stdout
-        print(json.dumps(run_case(arguments.case, arguments.size, arguments.threads)))
+        import torch
+
+        if arguments.case == "ranking":
+            modules = json.loads(arguments.modules)
+            figures = run_ranking(arguments.size, arguments.regime, modules, arguments.threads)
+        else:
+            if arguments.threads[0]:
+                torch.set_num_threads(arguments.threads[0])
+            figures = run_msmt17(arguments.case)
+        print(json.dumps(figures))
         return
-    print(f"torch threads: {arguments.threads}; reference: numpy, single-threaded loop")
-    header = f"{'size':8} {'case':22} {'seconds':>9} {'peak MB':>8} {'speed-up':>9}"
-    print(header + "   mAP      R1      mINP")
-    for size in arguments.sizes:
-        # MSMT17: features only; a precomputed float32 distance matrix alone would be 3.8 GB
-        cases = ["features"] if size == "msmt17" else ["distmat", "features"]
-        if size != "msmt17" and not arguments.skip_reference:
-            cases = ["reference", "reference-vectorised", *cases]
-        figures: dict[str, dict] = {}
-        for case in cases:
-            command = [sys.executable, __file__, "--case", case, "--size", size]
-            command += ["--threads", str(arguments.threads)]
-            output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-            figures[case] = json.loads(output.strip().splitlines()[-1])
-            row = figures[case]
-            baseline = figures.get("reference")
-            speed_up = f"{baseline['seconds'] / row['seconds']:8.1f}x" if baseline else " " * 9
-            print(
-                f"{size:8} {case:22} {row['seconds']:9.2f} {row['peak_mb']:8.0f} {speed_up} "
-                f"{row['mAP']:.4f}  {row['rank1']:.4f}  {row['mINP']:.4f}",
-                flush=True,
-            )
-        if "reference" in figures:
-            reference = figures["reference"]
-            for case in cases[1:]:
-                keys = ("mAP", "rank1", "rank10", "mINP")
-                gap = max(abs(figures[case][key] - reference[key]) for key in keys)
-                print(f"  {case}: largest gap to the reference {gap:.1e}")
-            vectorised = figures["reference-vectorised"]["seconds"]
-            print(
-                f"  speed-up over the vectorised numpy loop: distmat "
-                f"{vectorised / figures['distmat']['seconds']:.1f}x, features "
-                f"{vectorised / figures['features']['seconds']:.1f}x"
-            )
+    folder = arguments.peers_dir or Path(tempfile.mkdtemp(prefix="vlreid-peers-"))
+    try:
+        status = eval_peers.prepare(folder)
+        for name, reason in status.missing.items():
+            print(f"{name}: not measured: {reason}")
+        load = os.getloadavg()
+        print(f"load average before the run: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+        results = {"ranking": _ranking_table(arguments.sizes, arguments.threads, status)}
+        if "msmt17" in arguments.sizes:
+            results["msmt17"] = _msmt17_table(arguments.threads)
+        results["missing_peers"] = status.missing
+        results["load_average_after"] = os.getloadavg()
+        if arguments.json:
+            arguments.json.write_text(json.dumps(results, indent=1))
+    finally:
+        if arguments.peers_dir is None:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

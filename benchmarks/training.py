@@ -37,15 +37,15 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 METHODS = ("baseline", "clip-reid", "svll", "scgi")
 
 
-def make_data(folder: Path) -> tuple[Path, Path]:
-    """The synthetic dataset (30 train identities) and its attribute captions."""
+def make_data(folder: Path, ids: int = 60) -> tuple[Path, Path]:
+    """The synthetic dataset (``ids / 2`` train identities) and its attribute captions."""
     from typer.testing import CliRunner
 
     from vlreid.cli import app
     from vlreid.synthetic import make_synthetic_dataset
 
     data, captions = folder / "data", folder / "captions"
-    make_synthetic_dataset(data, ids=60, cameras=4, seed=0)
+    make_synthetic_dataset(data, ids=ids, cameras=4, seed=0)
     attributes = str(data / "attributes.parquet")
     arguments = ["caption", "--dataset", "synthetic", "--root", str(data), "--out",
                  str(captions), "--captioner", "attributes",

@@ -217,16 +217,28 @@ class LlavaCaptioner:
         settings: Model and generation settings.
         instruction: The template's instruction.
         local_rank: This process's rank on its node (picks the GPU).
+        loaded: An already loaded ``(model, processor)`` to use instead of loading
+            ``settings.model`` (e.g. a model built in memory by benchmarks/gpu.py).
     """
 
     name = "llava"
     needs_images = True
 
-    def __init__(self, settings: LlavaSettings, instruction: str, local_rank: int = 0) -> None:
+    def __init__(
+        self,
+        settings: LlavaSettings,
+        instruction: str,
+        local_rank: int = 0,
+        loaded: tuple[Any, Any] | None = None,
+    ) -> None:
         self.config = settings
         self.model = settings.model
         self.device = resolve_device(settings.device, local_rank)
-        self.network, self.processor = load_llava(settings, self.device)
+        if loaded is None:
+            self.network, self.processor = load_llava(settings, self.device)
+        else:
+            self.network, self.processor = loaded
+            self.processor.tokenizer.padding_side = "left"
         self.prompt = build_prompt(self.processor, instruction)
         self.fill = padding_fill(self.processor)
         model_type = getattr(self.network.config, "model_type", "")
