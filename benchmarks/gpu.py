@@ -200,7 +200,11 @@ def evaluation_part(toy: bool, device: torch.device) -> list[dict]:
     sys.path.insert(0, str(BENCHMARKS))
     import evaluation
     from vlreid.evaluation._ranking import rows_per_chunk
-    from vlreid.evaluation.metrics import GalleryDistances, evaluate_features
+    from vlreid.evaluation.metrics import (
+        GalleryDistances,
+        evaluate_features,
+        resolve_memory_budget,
+    )
 
     size = "toy" if toy else "msmt17"
     problem = evaluation.make_problem(size, evaluation.MSMT17_NOISE)
@@ -209,7 +213,8 @@ def evaluation_part(toy: bool, device: torch.device) -> list[dict]:
     labels = [problem[key] for key in ("q_pids", "g_pids", "q_camids", "g_camids")]
 
     def distances_alone() -> None:
-        rows = rows_per_chunk(gallery.shape[0], 256 * 2**20)
+        # the chunks of evaluate_features (on CUDA: sized to half the free memory)
+        rows = rows_per_chunk(gallery.shape[0], resolve_memory_budget(None, device))
         buffer = torch.empty(rows, gallery.shape[0], device=device)
         distances = GalleryDistances(gallery)
         for start in range(0, query.shape[0], rows):

@@ -9,10 +9,13 @@ Re-identification: A Survey and Outlook", TPAMI 2021).
 
 How it is computed: only the ranks of a query's matches matter. The rank of a match is one plus
 the number of valid gallery items ranked before it, so instead of sorting every gallery row the
-engine sorts the (few) matches of each query and counts, with one ``searchsorted``, how many
-non-matching items fall before each of them. Items farther than the query's last match never
-influence the result and are dropped first. Distances come in row chunks (from a distance matrix,
-or by a chunked matrix product from features), so the query x gallery matrix is never held whole.
+engine sorts the (few) matches of each query and counts the non-matching items before each of
+them: every distance goes through a monotone per-row map onto integer buckets (fine between the
+query's nearest and farthest match), one ``bincount`` counts the buckets, and only the items that
+share a bucket with a match are compared exactly (:mod:`vlreid.evaluation._ranking`). Every step
+is a vectorised pass, so the time hardly depends on how good the model is. Distances come in row
+chunks (from a distance matrix, or by a chunked matrix product from features), so the query x
+gallery matrix is never held whole.
 
 Conventions that differ from torchreid, on purpose:
     - Ties: gallery items at exactly the same distance are ranked by gallery index (a stable
@@ -31,15 +34,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from vlreid.evaluation._inputs import ArrayLike, EvaluationError, check_labels, to_tensor
 from vlreid.evaluation._ranking import (
-    ArrayLike,
-    EvaluationError,
     RankAccumulator,
     Workspace,
     accumulate_chunk,
-    check_labels,
     rows_per_chunk,
-    to_tensor,
 )
 
 logger = logging.getLogger(__name__)
@@ -55,6 +55,7 @@ __all__ = [
     "evaluate_distmat",
     "evaluate_features",
     "pairwise_distances",
+    "resolve_memory_budget",
 ]
 
 DEFAULT_MEMORY_BUDGET = 256 * 2**20
@@ -66,7 +67,10 @@ CUDA_FREE_MEMORY_SHARE = 0.5
 """On CUDA, the default budget is this share of the device's free memory when the call starts."""
 
 
-def _budget(memory_budget: int | None, device: torch.device, cpu_default: int) -> int:
+def resolve_memory_budget(
+    memory_budget: int | None, device: torch.device, cpu_default: int = DEFAULT_MEMORY_BUDGET
+) -> int:
+    """``memory_budget`` if given, else half the free memory on CUDA, else ``cpu_default``."""
     if memory_budget is not None:
         return memory_budget
     if device.type == "cuda":
@@ -173,7 +177,7 @@ def evaluate_distmat(
     if max_rank < 1:
         raise EvaluationError(f"max_rank must be at least 1, got {max_rank}")
     accumulator = RankAccumulator(max_rank, device)
-    budget = _budget(memory_budget, device, DISTMAT_MEMORY_BUDGET)
+    budget = resolve_memory_budget(memory_budget, device, DISTMAT_MEMORY_BUDGET)
     rows = min(rows_per_chunk(num_gallery, budget), num_query)
     workspace = Workspace(rows, num_gallery, device)
     for start in range(0, num_query, rows):
@@ -290,7 +294,7 @@ def evaluate_features(
         raise EvaluationError(f"max_rank must be at least 1, got {max_rank}")
     accumulator = RankAccumulator(max_rank, device)
     distances_to_gallery = GalleryDistances(gallery, metric)
-    budget = _budget(memory_budget, device, DEFAULT_MEMORY_BUDGET)
+    budget = resolve_memory_budget(memory_budget, device)
     rows = min(rows_per_chunk(num_gallery, budget), num_query)
     workspace = Workspace(rows, num_gallery, device)
     buffer = torch.empty(rows * num_gallery, dtype=torch.float32, device=device)

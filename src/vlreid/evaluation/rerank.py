@@ -29,7 +29,7 @@ import logging
 
 import torch
 
-from vlreid.evaluation._ranking import ArrayLike, EvaluationError, to_tensor
+from vlreid.evaluation._inputs import ArrayLike, EvaluationError, to_tensor
 from vlreid.evaluation.metrics import METRICS, GalleryDistances
 
 logger = logging.getLogger(__name__)
