@@ -99,15 +99,15 @@ def caption_part(toy: bool, device: torch.device, scratch: Path, skip_4bit: bool
     from vlreid.captioning.llava import LlavaCaptioner, LlavaSettings
     from vlreid.captioning.run import CaptionRunConfig, caption_manifest
     from vlreid.datasets import load_manifest
-    from vlreid.datasets.synthetic import make_synthetic_dataset
+    from vlreid.synthetic import make_synthetic_dataset
     from vlreid.templates import load_template
 
     tokens = 8 if toy else 32
     batches = [1, 4, 8] if toy else [1, 8, 16, 32]
     make_synthetic_dataset(scratch / "images", ids=8 if toy else 40, cameras=4, min_cameras=4)
     manifest = load_manifest("synthetic", scratch / "images")
-    root = Path(manifest.attrs["root"])
-    train = manifest[manifest["split"] == "train"].sort_values("relpath")
+    root = manifest.root
+    train = manifest.split_rows("train").sort_values("relpath")
     folder = scratch / "llava"
     model, processor = build_llava(TOY_LLAVA if toy else LLAVA_15_7B, folder, device)
     instruction = load_template("person").instruction
