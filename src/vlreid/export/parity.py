@@ -27,12 +27,12 @@ import torch
 from PIL import Image
 
 from vlreid.errors import DataFileError, ReIDError
+from vlreid.evaluation.features import list_images
 from vlreid.export.reference import preprocess
 from vlreid.model import InferenceModel
 
 logger = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 BATCH_CHECK_SIZE = 8
 
 
@@ -81,23 +81,12 @@ class ParityReport:
 
 
 def folder_images(folder: Path, limit: int | None = None) -> list[Path]:
-    """Image files under ``folder`` (recursive, sorted, hidden names skipped), at most ``limit``.
+    """:func:`vlreid.evaluation.features.list_images` of ``folder``, at most ``limit`` of them.
 
     Raises:
         DataFileError: Not a folder, or no image in it.
     """
-    if not folder.is_dir():
-        raise DataFileError(f"--images {folder} is not a folder of images")
-    paths = sorted(
-        path
-        for path in folder.rglob("*")
-        if path.suffix.lower() in IMAGE_SUFFIXES
-        and path.is_file()
-        and not any(part.startswith(".") for part in path.relative_to(folder).parts)
-    )
-    if not paths:
-        raise DataFileError(f"no image ({', '.join(IMAGE_SUFFIXES)}) under {folder}")
-    return paths[:limit]
+    return list_images(folder)[:limit]
 
 
 def query_images(
