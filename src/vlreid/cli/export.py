@@ -47,8 +47,11 @@ def export(
         bool, typer.Option("--no-check", help="onnx: skip the parity check (not recommended).")
     ] = False,
 ) -> None:
-    """Export a trained model: ONNX with a preprocessing sidecar (parity-checked against
-    PyTorch with onnxruntime; exit status 1 when it fails), or a shareable model folder."""
+    """Export a trained model: ONNX with a preprocessing sidecar, or a shareable model folder.
+
+    The ONNX file is checked against PyTorch with onnxruntime after writing; exit status 1 when
+    its features or rankings differ.
+    """
     if export_format not in EXPORT_FORMATS:
         raise ReIDError(f"unknown --format {export_format!r}; expected one of {EXPORT_FORMATS}")
     if export_format == "folder":
