@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from vlreid.errors import ReIDError
 from vlreid.model.backbone import ReIDModel
@@ -127,8 +128,25 @@ def test_svll_prompt_stage_trains_prompts_and_optionally_the_head(
     assert moved == ({"prompt_tokens"} | head if train_text_head else {"prompt_tokens"})
 
 
-def test_scgi_never_changes_the_text_encoder(clip_model, backbone) -> None:
-    method = prepared(build_method("scgi", clip_model, backbone, OPTIONS["scgi"]), "image")
+SCGI_VARIANTS = {
+    "ours": {},
+    "elementwise": {"token_weighting": "elementwise"},
+    "relu3": {"mapper": "relu3"},
+    "mean": {"query_pooling": "mean"},
+    "heads-new": {"image_heads_lr": "new"},
+    "reimplementation": {
+        "token_weighting": "elementwise",
+        "mapper": "relu3",
+        "query_pooling": "mean",
+        "image_heads_lr": "new",
+    },
+}
+
+
+@pytest.mark.parametrize("variant", sorted(SCGI_VARIANTS))
+def test_scgi_never_changes_the_text_encoder(clip_model, backbone, variant: str) -> None:
+    options = {**OPTIONS["scgi"], **SCGI_VARIANTS[variant]}
+    method = prepared(build_method("scgi", clip_model, backbone, options), "image")
     before = optimizer_step(method, "image")
     moved = changed(method, before)
     assert not any(n.startswith("text_encoder.") for n in moved)
@@ -137,16 +155,149 @@ def test_scgi_never_changes_the_text_encoder(clip_model, backbone) -> None:
     assert "model.bottleneck.bias" not in moved and "fusion_bottleneck.bias" not in moved
 
 
-def test_scgi_learning_rates(clip_model, backbone) -> None:
-    method = prepared(build_method("scgi", clip_model, backbone, OPTIONS["scgi"]), "image")
+@pytest.mark.parametrize("image_heads_lr", ["visual", "new"])
+def test_scgi_learning_rates(clip_model, backbone, image_heads_lr: str) -> None:
+    options = {**OPTIONS["scgi"], "image_heads_lr": image_heads_lr}
+    method = prepared(build_method("scgi", clip_model, backbone, options), "image")
     groups = {group["name"]: group for group in stage_of(method, "image").param_groups()}
     assert groups["visual"]["lr"] == 5e-6 and groups["new"]["lr"] == 5e-5
-    assert groups["visual.bias"]["lr"] == 1e-5  # CLIP-ReID's bias factor 2
-    visual = {id(p) for p in method.model.visual.parameters()}
-    assert {id(p) for p in groups["visual"]["params"] + groups["visual.bias"]["params"]} == visual
-    new = {id(p) for p in groups["new"]["params"] + groups["new.bias"]["params"]}
-    assert {id(p) for p in method.inversion.parameters()} <= new
-    assert not new & {id(p) for p in method.text_encoder.parameters()}
+    assert groups["visual.bias"]["lr"] == 1e-5 and groups["new.bias"]["lr"] == 1e-4  # factor 2
+    # the naive listing: which module each trainable parameter belongs to
+    model = method.model
+    heads = [model.bottleneck.weight, model.bottleneck_projected.weight, model.sie_embedding]
+    heads += [model.classifier.weight, model.classifier_projected.weight]
+    scgi_modules = [method.inversion, method.fusion, method.fusion_classifier]
+    scgi_own = [p for module in scgi_modules for p in module.parameters()]
+    scgi_own.append(method.fusion_bottleneck.weight)
+    visual = list(model.visual.parameters()) + (heads if image_heads_lr == "visual" else [])
+    new = scgi_own + (heads if image_heads_lr == "new" else [])
+    ids = {name: {id(p) for p in group["params"]} for name, group in groups.items()}
+    assert ids["visual"] | ids["visual.bias"] == {id(p) for p in visual}
+    assert ids["new"] | ids["new.bias"] == {id(p) for p in new}
+    trainable = {id(p) for p in method.parameters() if p.requires_grad}
+    assert trainable == {id(p) for p in visual + new}  # no parameter left out or frozen in
+    assert not trainable & {id(p) for p in method.text_encoder.parameters()}
+
+
+def test_scgi_switches_refuse_unknown_values() -> None:
+    for key, value in [("token_weighting", "cosine"), ("mapper", "mlp"), ("image_heads_lr", 1)]:
+        with pytest.raises(ReIDError, match=rf"^method\.{key} = .* is not one of \["):
+            method_config("scgi", {key: value})
+    options = method_config("scgi", {"query_pooling": "mean", "mapper": "relu3"})
+    assert (options.query_pooling, options.mapper, options.token_weighting) == (
+        "mean",
+        "relu3",
+        "softmax",
+    )
+
+
+def scgi_cgi_inputs(method: Method, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """What CGI and CFF are given in one scgi forward, captured at their calls."""
+    seen: dict[str, torch.Tensor] = {}
+    inversion, fusion = method.inversion, method.fusion
+
+    def record_inversion(module, args, output) -> None:
+        seen["cgi_cls"], seen["cgi_tokens"] = args
+        seen["pseudo_word"] = output
+
+    def record_fusion(module, args, output) -> None:
+        seen["cff_image_tokens"] = args[1]
+
+    def record_mapper(module, args, output) -> None:
+        seen["mapper_input"] = args[0]
+
+    def record_last_block(module, args, kwargs, output) -> None:
+        seen["queries"] = output
+
+    handles = [
+        inversion.register_forward_hook(record_inversion),
+        fusion.register_forward_hook(record_fusion),
+        inversion.mapper.register_forward_hook(record_mapper),
+        inversion.blocks[-1].register_forward_hook(record_last_block, with_kwargs=True),
+    ]
+    try:
+        stage_of(method, "image")(batch)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return seen
+
+
+@pytest.mark.parametrize("token_weighting", ["softmax", "elementwise"])
+def test_scgi_token_weighting_equals_a_naive_loop(
+    clip_model, backbone, token_weighting: str
+) -> None:
+    options = {**OPTIONS["scgi"], "token_weighting": token_weighting}
+    method = prepared(build_method("scgi", clip_model, backbone, options), "image")
+    batch = make_batch(0)
+    seen = scgi_cgi_inputs(method, batch)
+    with torch.no_grad():
+        output = method.model.encode(batch["images"], method.camids_for(batch))
+        captions = stage_of(method, "image").caption_features(batch["captions"])
+    cls_features, tokens = output.projected, output.tokens
+    expected_cls, expected_tokens = cls_features.clone(), tokens.clone()
+    for b in range(tokens.shape[0]):
+        if token_weighting == "elementwise":  # the reimplementation's cls * t, patch * t
+            expected_cls[b] = cls_features[b] * captions[b]
+            for n in range(tokens.shape[1]):
+                expected_tokens[b, n] = tokens[b, n] * captions[b]
+        else:  # ours: N * softmax of cos / t over the patches, CLS unchanged
+            cosines = [
+                torch.dot(tokens[b, n], captions[b]) / (tokens[b, n].norm() * captions[b].norm())
+                for n in range(tokens.shape[1])
+            ]
+            exps = [torch.exp(c / method.config.weighting_temperature) for c in cosines]
+            for n in range(tokens.shape[1]):
+                expected_tokens[b, n] = tokens[b, n] * len(exps) * exps[n] / sum(exps)
+    torch.testing.assert_close(seen["cgi_cls"], expected_cls)
+    torch.testing.assert_close(seen["cgi_tokens"], expected_tokens)
+    # CFF's keys and values: re-weighted in the reimplementation's mode, raw in ours
+    cff_cls, cff_tokens = (
+        (expected_cls, expected_tokens)
+        if token_weighting == "elementwise"
+        else (cls_features, tokens)
+    )
+    torch.testing.assert_close(seen["cff_image_tokens"][:, 0], cff_cls)
+    torch.testing.assert_close(seen["cff_image_tokens"][:, 1:], cff_tokens)
+
+
+@pytest.mark.parametrize("query_pooling", ["flatten", "mean"])
+def test_scgi_query_pooling_feeds_the_mapper(clip_model, backbone, query_pooling: str) -> None:
+    options = {**OPTIONS["scgi"], "num_queries": 3, "query_pooling": query_pooling}
+    method = prepared(build_method("scgi", clip_model, backbone, options), "image")
+    seen = scgi_cgi_inputs(method, make_batch(0))
+    queries = seen["queries"]  # (B, K, E) after the last CGI block
+    assert queries.shape[1] == 3
+    for b in range(queries.shape[0]):
+        if query_pooling == "mean":
+            expected = (queries[b, 0] + queries[b, 1] + queries[b, 2]) / 3
+        else:
+            expected = torch.cat([queries[b, 0], queries[b, 1], queries[b, 2]])
+        torch.testing.assert_close(seen["mapper_input"][b], expected)
+
+
+@pytest.mark.parametrize("mapper", ["gelu2", "relu3"])
+def test_scgi_mappers_have_the_named_layers(clip_model, backbone, mapper: str) -> None:
+    options = {**OPTIONS["scgi"], "num_queries": 3, "mapper": mapper, "mapper_hidden_dim": 24}
+    method = build_method("scgi", clip_model, backbone, options)
+    embed_dim, text_width = method.model.embed_dim, method.text_encoder.width
+    inputs = {"mapper": 3 * embed_dim, "global_mapper": embed_dim}
+    for name, input_dim in inputs.items():
+        module = getattr(method.inversion, name)
+        linears = [layer for layer in module if isinstance(layer, torch.nn.Linear)]
+        sizes = [(layer.in_features, layer.out_features) for layer in linears]
+        if mapper == "relu3":  # the reimplementation's fMl / fMg: 3 Linears, ReLU between
+            assert sizes == [(input_dim, 24), (24, 24), (24, text_width)]
+        else:
+            assert sizes == [(input_dim, 24), (24, text_width)]
+        x = torch.randn(5, input_dim, generator=torch.Generator().manual_seed(0))
+        hidden = x
+        for index, linear in enumerate(linears):
+            hidden = hidden @ linear.weight.T + linear.bias
+            if index < len(linears) - 1:
+                hidden = hidden.clamp(min=0) if mapper == "relu3" else F.gelu(hidden)
+        with torch.no_grad():
+            torch.testing.assert_close(module(x), hidden)
 
 
 def test_clip_reid_caches_image_features_by_relpath(clip_model, backbone) -> None:
@@ -187,8 +338,10 @@ def test_scgi_encodes_each_caption_once(clip_model, backbone) -> None:
         stage(make_batch(0, with_captions=False))
 
 
-def test_scgi_inference_model_is_image_encoder_only(clip_model, backbone) -> None:
-    method = prepared(build_method("scgi", clip_model, backbone, OPTIONS["scgi"]), "image")
+@pytest.mark.parametrize("variant", ["ours", "reimplementation"])
+def test_scgi_inference_model_is_image_encoder_only(clip_model, backbone, variant: str) -> None:
+    options = {**OPTIONS["scgi"], **SCGI_VARIANTS[variant]}
+    method = prepared(build_method("scgi", clip_model, backbone, options), "image")
     optimizer_step(method, "image")
     keys = method.model.state_dict().keys()
     prefixes = ("visual.", "sie_embedding", "bottleneck", "classifier")

@@ -97,12 +97,25 @@ def test_gradient_accumulation_steps_once_per_group_and_at_the_end_of_an_epoch(
     assert run_state(tmp_path / "run")["step"] == 2
 
 
-@pytest.mark.parametrize("method", ["svll", "scgi"])
+SCGI_REIMPLEMENTATION = (
+    "method.token_weighting=elementwise",
+    "method.mapper=relu3",
+    "method.query_pooling=mean",
+    "method.image_heads_lr=new",
+)
+
+
+@pytest.mark.parametrize(
+    ("method", "overrides"),
+    [("svll", ()), ("scgi", ()), ("scgi", SCGI_REIMPLEMENTATION)],
+    ids=["svll", "scgi", "scgi-reimplementation-variants"],
+)
 def test_a_stopped_and_resumed_run_ends_bit_identical(
-    dataset: Path, tmp_path: Path, method: str
+    dataset: Path, tmp_path: Path, method: str, overrides: tuple[str, ...]
 ) -> None:
-    """svll: two stages and global random draws (masks, views); scgi: captions, one stage."""
-    config = tiny_config(dataset, method)
+    """svll: two stages and global random draws (masks, views); scgi: captions, one stage, with
+    our switches and with the reimplementation's."""
+    config = tiny_config(dataset, method, overrides=overrides)
     train(config, tmp_path / "full")
     parts = tmp_path / "parts"
     first = train(config, parts, max_epochs=1)  # stops in the middle of the first stage

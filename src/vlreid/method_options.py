@@ -111,42 +111,80 @@ class SVLLConfig(CLIPReIDConfig):
 
 @dataclass(frozen=True)
 class SCGIConfig(ImageBranchConfig):
-    """Options of ``scgi``. ``lr`` (5e-6) is the visual encoder's learning rate.
+    """Options of ``scgi``: CLIP-SCGI (Han et al., arXiv 2410.09382), which has no official code.
+
+    The paper could not be read beyond its abstract and figure captions, so no value here is
+    credited to it. Each default is either the unofficial reimplementation's (NTDuckk/CLIPSCGI,
+    ``configs/person/vit_clip_scgi.yml`` and ``model/make_model_promptsg.py``; "reimplementation"
+    below) or ours; ``docs/fidelity.md`` cites the reimplementation's lines. The four switches
+    ``token_weighting``, ``mapper``, ``query_pooling`` and ``image_heads_lr`` put the
+    reimplementation's variant beside ours; the class attribute ``switches`` lists their values.
 
     Attributes:
-        new_module_lr: Learning rate of the modules CLIP does not have (5e-5, from the paper):
-            CGI, CFF, the BNNecks, classifiers and SIE embedding.
-        num_queries: CGI learnable queries K (2, the paper's best; swept in its Fig. 4).
-        depth: CGI cross-attention + FFN blocks (1, the paper's best; swept in its Fig. 4).
-        heads: Attention heads of CGI and CFF (8 = 512 / 64, CLIP's head width; must divide
-            the embedding size).
-        weighting_temperature: Softmax temperature of the caption re-weighting of image tokens.
-            Not given by the paper: weights are ``N * softmax(cos(token, caption) / t)`` so that
-            uniform similarity leaves the tokens unchanged; 0.1 lets a few tokens dominate.
-        mapper_hidden_dim: Hidden width of the CGI MLPs; None means the text width (the paper
-            says "a small MLP" only).
-        global_branch: Add the MLP of the projected CLS to S* (the paper's global branch).
-        pseudo_prompt: Sentence holding the pseudo-word (one ``X``).
+        new_module_lr: Learning rate of the modules CLIP does not have: CGI, CFF and the CFF's
+            BNNeck and classifier (5e-5, the reimplementation's ``BASE_LR_NEW``).
+        image_heads_lr: Rate of the ReID model's BNNecks, classifiers and SIE embedding:
+            ``"visual"`` (default, ours) ``lr`` as in ``baseline``, so that ``scgi`` and
+            ``baseline`` differ only by scgi's own modules; ``"new"`` ``new_module_lr``, as every
+            non-encoder parameter in the reimplementation (which has no image-branch heads: its
+            only BNNeck and classifier are the CFF's).
+        num_queries: CGI learnable queries K (2, the reimplementation's ``CGI_NUM_QUERIES``).
+        depth: CGI cross-attention + FFN blocks (1, the reimplementation's ``CGI_DEPTH``).
+        heads: Attention heads of CGI and CFF (8 = 512 / 64, the reimplementation's
+            ``CGI_HEADS`` / ``CFF_HEADS``; must divide the embedding size).
+        token_weighting: How the caption feature re-weights the projected image tokens.
+            ``"softmax"`` (ours): patch token n is scaled by
+            ``N * softmax_n(cos(token_n, caption) / weighting_temperature)`` (uniform similarity
+            leaves it unchanged); the CLS is not re-weighted, and CFF reads the tokens as they
+            were. ``"elementwise"`` (the reimplementation's): ``cls * caption`` and
+            ``patch * caption`` with the raw caption feature; the global mapper and CFF's keys
+            and values read these re-weighted tokens, as in the reimplementation.
+        weighting_temperature: Softmax temperature of ``"softmax"`` weighting (0.1, ours: lets a
+            few tokens dominate); unused by ``"elementwise"``.
+        mapper: The MLPs from the queries and from the CLS to the pseudo-word. ``"gelu2"``
+            (ours): Linear, GELU, Linear. ``"relu3"`` (the reimplementation's ``fMl`` / ``fMg``):
+            three Linears with ReLU between (512-512-512-512 in ViT-B/16).
+        mapper_hidden_dim: Hidden width of the mappers; None means the text width (as the
+            reimplementation's 512).
+        query_pooling: How the K queries enter the local mapper. ``"flatten"`` (ours): their
+            concatenation ``(K * E)``. ``"mean"`` (the reimplementation's): their mean ``(E)``.
+        global_branch: Add the mapper of the CLS to S* (the reimplementation's ``fMg``).
+        pseudo_prompt: Sentence holding the pseudo-word (one ``X``). Ours: the
+            reimplementation's "a photo of a X person" with a capital and a period.
         alignment_temperature: Temperature of the identity-aware contrastive loss between
-            pseudo-text and image features. Not given: CLIP's initial 0.07 on L2-normalised
-            features (CLIP-ReID's unnormalised temperature 1 does not transfer to normalised ones).
-        image_alignment_weight: Weight of that contrastive loss (1.0; not given).
-        caption_alignment_weight: Weight of ``1 - cos(pseudo-text, caption)`` (1.0; not given).
-            A cosine rather than a contrastive loss because captions of different identities
-            often coincide (same clothes), which would make false negatives.
-        fusion_layers: CFF transformer blocks after the cross-attention (2, from the paper).
-        fusion_weight: Weight of the CFF's ID + triplet losses (1.0; not given).
+            pseudo-text and projected CLS features (0.07, the reimplementation's
+            ``TEMPERATURE``). The loss itself is ours: SupCon both ways, summed; the
+            reimplementation's is CLIP's InfoNCE on ``cls * caption``.
+        image_alignment_weight: Weight of that contrastive loss (1.0, the reimplementation's
+            ``LAMBDA_CON``).
+        caption_alignment_weight: Weight of ``1 - cos(pseudo-text, caption)`` (1.0). The loss
+            is ours (the reimplementation has none): a cosine rather than a contrastive loss
+            because captions of different identities often coincide (same clothes), which
+            would make false negatives.
+        fusion_layers: CFF transformer blocks after the cross-attention (2, the
+            reimplementation's ``CFF_BLOCKS`` default).
+        fusion_weight: Weight of the CFF's ID + triplet losses (1.0, the reimplementation's).
         text_batch_size: Captions encoded at once when filling the caption cache.
     """
 
     needs_captions: ClassVar[bool] = True
+    switches: ClassVar[dict[str, tuple[str, ...]]] = {
+        "token_weighting": ("softmax", "elementwise"),
+        "mapper": ("gelu2", "relu3"),
+        "query_pooling": ("flatten", "mean"),
+        "image_heads_lr": ("visual", "new"),
+    }
 
     new_module_lr: float = 5e-5
+    image_heads_lr: str = "visual"
     num_queries: int = 2
     depth: int = 1
     heads: int = 8
+    token_weighting: str = "softmax"
     weighting_temperature: float = 0.1
+    mapper: str = "gelu2"
     mapper_hidden_dim: int | None = None
+    query_pooling: str = "flatten"
     global_branch: bool = True
     pseudo_prompt: str = "A photo of a X person."
     alignment_temperature: float = 0.07
@@ -155,6 +193,17 @@ class SCGIConfig(ImageBranchConfig):
     fusion_layers: int = 2
     fusion_weight: float = 1.0
     text_batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        """Refuse a switch value outside :attr:`switches`.
+
+        Raises:
+            ReIDError: Names the option (``method.KEY``), the value and the valid ones.
+        """
+        for key, valid in self.switches.items():
+            value = getattr(self, key)
+            if value not in valid:
+                raise ReIDError(f"method.{key} = {value!r} is not one of {list(valid)} (scgi)")
 
 
 METHOD_OPTIONS: dict[str, type[ImageBranchConfig]] = {

@@ -1,22 +1,32 @@
 """``scgi``: CLIP-SCGI (Han et al., arXiv 2410.09382), one stage, trained with synthesized captions.
 
+CLIP-SCGI has no official code and its paper could not be read beyond the abstract and figure
+captions, so nothing here is credited to it: each choice is either the unofficial
+reimplementation's (NTDuckk/CLIPSCGI, "the reimplementation") or ours, as the :class:`SCGIConfig`
+docstring and ``docs/fidelity.md`` say option by option.
+
 Each training image comes with a caption (from the caption shards). The frozen CLIP text encoder
 encodes each distinct caption once (cached). Per batch:
 
-1. Image branch: the ReID model's features, ID + triplet as ``baseline``.
-2. Caption-guided inversion (CGI): the projected image tokens are re-weighted by their similarity
-   to the caption feature; ``num_queries`` learnable queries (2) cross-attend to them through
-   ``depth`` (1) cross-attention + FFN blocks; an MLP maps the queries, plus a global branch from
-   the projected CLS, to a pseudo-word S* in the text token space. ``"A photo of a S* person."``
-   goes through the frozen text encoder; its feature is aligned with the image feature (an
-   identity-aware supervised contrastive loss) and with the caption feature (cosine).
+1. Image branch (ours; the reimplementation has none): the ReID model's features, ID + triplet
+   as ``baseline``.
+2. Caption-guided inversion (CGI): the projected image tokens are re-weighted by the caption
+   feature (``token_weighting``: our softmax of cosine similarities, or the reimplementation's
+   element-wise product); ``num_queries`` learnable queries (2, reimplementation) cross-attend to
+   the patch tokens through ``depth`` (1, reimplementation) cross-attention + FFN blocks; a
+   ``mapper`` (our 2-layer GELU MLP or the reimplementation's 3-layer ReLU one) maps the queries
+   (``query_pooling``: flattened, ours, or averaged, reimplementation), plus a global branch from
+   the CLS, to a pseudo-word S* in the text token space. ``"A photo of a S* person."`` goes
+   through the frozen text encoder; its feature is aligned with the image feature (our
+   identity-aware supervised contrastive loss) and with the caption feature (our cosine loss).
 3. Contextual feature fusion (CFF): the pseudo sentence's token outputs cross-attend to the image
-   tokens, then ``fusion_layers`` (2) transformer blocks; the end-of-text output goes through a
-   BNNeck and a classifier, trained with ID + triplet.
+   tokens, then ``fusion_layers`` (2, reimplementation) transformer blocks; the end-of-text
+   output goes through a BNNeck and a classifier, trained with ID + triplet (reimplementation).
 
-The visual encoder learns at 5e-6 and every new module at 5e-5; at inference only the ReID model
-(image encoder + neck) is kept. The paper does not publish every equation, so each unpinned
-choice is a named :class:`SCGIConfig` field whose docstring gives the reason for its default.
+The visual encoder, and by default (``image_heads_lr = "visual"``) the ReID model's BNNecks,
+classifiers and SIE, learn at ``lr`` (5e-6) as in ``baseline``; CGI, CFF and the CFF's BNNeck and
+classifier at ``new_module_lr`` (5e-5, reimplementation). At inference only the ReID model (image
+encoder + neck) is kept (ours; the reimplementation runs CFF on a fixed prompt).
 """
 
 from __future__ import annotations
@@ -50,7 +60,16 @@ if TYPE_CHECKING:
 __all__ = ["SCGIConfig", "SCGIImageStage", "SCGIMethod"]
 
 
-def _mlp(input_dim: int, hidden_dim: int, output_dim: int) -> nn.Sequential:
+def _mapper(kind: str, input_dim: int, hidden_dim: int, output_dim: int) -> nn.Sequential:
+    """A CGI mapper: ``"gelu2"`` Linear-GELU-Linear (ours), ``"relu3"`` three Linears (theirs)."""
+    if kind == "relu3":
+        return nn.Sequential(
+            nn.Linear(input_dim, hidden_dim),
+            nn.ReLU(),
+            nn.Linear(hidden_dim, hidden_dim),
+            nn.ReLU(),
+            nn.Linear(hidden_dim, output_dim),
+        )
     return nn.Sequential(
         nn.Linear(input_dim, hidden_dim), nn.GELU(), nn.Linear(hidden_dim, output_dim)
     )
@@ -61,29 +80,46 @@ class CaptionGuidedInversion(nn.Module):
 
     def __init__(self, embed_dim: int, text_width: int, config: SCGIConfig) -> None:
         super().__init__()
+        self.weighting = config.token_weighting
         self.temperature = config.weighting_temperature
+        self.query_pooling = config.query_pooling
         self.queries = nn.Parameter(torch.randn(config.num_queries, embed_dim) * embed_dim**-0.5)
         self.blocks = nn.ModuleList(
             ResidualAttentionBlock(embed_dim, config.heads, is_cross_attention=True)
             for _ in range(config.depth)
         )
         hidden = config.mapper_hidden_dim or text_width
-        self.mapper = _mlp(config.num_queries * embed_dim, hidden, text_width)
-        self.global_mapper = _mlp(embed_dim, hidden, text_width) if config.global_branch else None
+        pooled_dim = embed_dim * (config.num_queries if config.query_pooling == "flatten" else 1)
+        self.mapper = _mapper(config.mapper, pooled_dim, hidden, text_width)
+        self.global_mapper = (
+            _mapper(config.mapper, embed_dim, hidden, text_width) if config.global_branch else None
+        )
 
-    def forward(
-        self, tokens: torch.Tensor, cls_features: torch.Tensor, caption_features: torch.Tensor
-    ) -> torch.Tensor:
-        """Pseudo-word ``(B, W)`` from tokens ``(B, N, E)``, CLS and caption features ``(B, E)``."""
+    def reweight(
+        self, cls_features: torch.Tensor, tokens: torch.Tensor, caption_features: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """CLS ``(B, E)`` and patch tokens ``(B, N, E)`` re-weighted by the caption ``(B, E)``.
+
+        ``"elementwise"``: both multiplied by the raw caption feature (the reimplementation's).
+        ``"softmax"``: each patch token scaled by ``N * softmax(cos(token, caption) / t)`` over
+        the N tokens, the CLS unchanged (ours).
+        """
+        if self.weighting == "elementwise":
+            caption = caption_features.to(tokens.dtype)
+            return cls_features * caption, tokens * caption.unsqueeze(1)
         similarity = torch.einsum(
             "bne,be->bn", F.normalize(tokens, dim=-1), F.normalize(caption_features, dim=-1)
         )
         weights = (similarity / self.temperature).softmax(dim=1) * tokens.shape[1]
-        weighted = tokens * weights.unsqueeze(-1).to(tokens.dtype)
+        return cls_features, tokens * weights.unsqueeze(-1).to(tokens.dtype)
+
+    def forward(self, cls_features: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """Pseudo-word ``(B, W)`` from re-weighted CLS ``(B, E)`` and patch tokens ``(B, N, E)``."""
         queries = self.queries.to(tokens.dtype).expand(tokens.shape[0], -1, -1)
         for block in self.blocks:
-            queries = block(queries, k_x=weighted, v_x=weighted)
-        pseudo_word = self.mapper(queries.flatten(1))
+            queries = block(queries, k_x=tokens, v_x=tokens)
+        pooled = queries.flatten(1) if self.query_pooling == "flatten" else queries.mean(dim=1)
+        pseudo_word = self.mapper(pooled)
         if self.global_mapper is not None:
             pseudo_word = pseudo_word + self.global_mapper(cls_features)
         return pseudo_word
@@ -137,28 +173,22 @@ class SCGIImageStage(Stage):
         method.fusion_bottleneck.weight.requires_grad_(True)  # BNNeck: bias stays frozen
 
     def param_groups(self) -> list[dict[str, Any]]:
-        """``visual`` at ``lr``; every new module at ``new_module_lr``."""
+        """``visual`` at ``lr``, every other trainable parameter (``new``) at ``new_module_lr``.
+
+        ``visual`` is the visual encoder, plus the ReID model's BNNecks, classifiers and SIE when
+        ``image_heads_lr`` is ``"visual"`` (as in ``baseline``); ``"new"`` puts those in ``new``.
+        """
         method, config = self.method, self.method.config
-        visual = optimizer_groups(
-            "visual",
-            method.model.visual.named_parameters(),
-            config.lr,
-            config.weight_decay,
-            config.bias_lr_factor,
-        )
-        new_parameters = [
-            (name, parameter)
-            for name, parameter in method.named_parameters()
-            if not name.startswith(("model.visual.", "text_encoder."))
+        visual_prefix = "model." if config.image_heads_lr == "visual" else "model.visual."
+        named = list(method.named_parameters())
+        visual = [(name, p) for name, p in named if name.startswith(visual_prefix)]
+        new = [
+            (name, p) for name, p in named if not name.startswith((visual_prefix, "text_encoder."))
         ]
-        new = optimizer_groups(
-            "new",
-            iter(new_parameters),
-            config.new_module_lr,
-            config.weight_decay,
-            config.bias_lr_factor,
+        options = (config.weight_decay, config.bias_lr_factor)
+        return optimizer_groups("visual", iter(visual), config.lr, *options) + optimizer_groups(
+            "new", iter(new), config.new_module_lr, *options
         )
-        return visual + new
 
     @torch.no_grad()
     def caption_features(self, captions: Sequence[str]) -> torch.Tensor:
@@ -180,7 +210,10 @@ class SCGIImageStage(Stage):
         loss, terms = image_branch_loss(method.model, output, labels, config)
 
         captions = self.caption_features(batch["captions"])
-        pseudo_word = method.inversion(output.tokens, output.projected, captions)
+        weighted_cls, weighted_tokens = method.inversion.reweight(
+            output.projected, output.tokens, captions
+        )
+        pseudo_word = method.inversion(weighted_cls, weighted_tokens)
         sentence = method.template(pseudo_word.unsqueeze(1))
         pseudo_text = method.text_encoder(sentence, method.template.token_ids)
         text_features = F.normalize(pseudo_text.features, dim=-1)
@@ -191,7 +224,11 @@ class SCGIImageStage(Stage):
         ) + supervised_contrastive_loss(image_features, text_features, labels, labels, temperature)
         caption_alignment = (1 - F.cosine_similarity(pseudo_text.features, captions, dim=-1)).mean()
 
-        image_tokens = torch.cat([output.projected.unsqueeze(1), output.tokens], dim=1)
+        # CFF reads the re-weighted tokens in the reimplementation's mode, the raw ones in ours
+        if config.token_weighting == "elementwise":
+            image_tokens = torch.cat([weighted_cls.unsqueeze(1), weighted_tokens], dim=1)
+        else:
+            image_tokens = torch.cat([output.projected.unsqueeze(1), output.tokens], dim=1)
         fused = method.fusion(pseudo_text.tokens, image_tokens, method.template.end_position)
         fusion_logits = method.fusion_classifier(method.fusion_bottleneck(fused))
         fusion = identity_loss(fusion_logits, labels, config.label_smoothing) + triplet_loss(
