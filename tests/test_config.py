@@ -265,6 +265,37 @@ def test_multistep_factor_equals_clip_reid_warmup_multistep() -> None:
         assert learning_rate_factor(stage, epoch) == pytest.approx(expected, rel=1e-12)
 
 
+@pytest.mark.parametrize("dataset", [*BENCHMARKS, "veri776", "vehicleid"])
+def test_scgi_configs_follow_the_reimplementation_schedule(dataset: str) -> None:
+    """NTDuckk/CLIPSCGI: WarmupMultiStepLR(STEPS [20, 40], GAMMA 0.1, no warm-up), stepped after
+    each epoch, so 1-based epoch e runs at its ``last_epoch`` e - 1."""
+    config = load_config(CONFIGS / f"scgi_{dataset}.toml", ["data.root=/data"])
+    stage = config.stages["image"]
+    assert stage.epochs == 60
+    factors = [learning_rate_factor(stage, epoch) for epoch in range(1, 61)]
+    expected = [
+        clip_reid_warmup_multistep(epoch - 1, [20, 40], 0.1, 1.0, 0) for epoch in range(1, 61)
+    ]
+    assert factors == pytest.approx(expected, rel=1e-12)
+    assert (
+        factors[19] == 1
+        and factors[20] == pytest.approx(0.1)
+        and factors[40] == pytest.approx(0.01)
+    )
+
+
+def test_scgi_switch_values_are_checked_when_loading(tmp_path: Path) -> None:
+    text = MINIMAL.replace('name = "clip-reid"', 'name = "scgi"').replace(
+        '[stages.prompt]\nsampler = "shuffle"\nschedule = "cosine"\n', ""
+    )
+    config = load_config(write(tmp_path, text), ["method.token_weighting=elementwise"])
+    assert config.method.options.token_weighting == "elementwise"
+    with pytest.raises(
+        ReIDError, match=r"method\.mapper = 'relu4' is not one of \['gelu2', 'relu3'\]"
+    ):
+        load_config(write(tmp_path, text), ["method.mapper=relu4"])
+
+
 def test_cosine_factor_equals_timm_cosine_scheduler() -> None:
     from timm.scheduler import CosineLRScheduler
 
