@@ -10,6 +10,13 @@ configs can express today:
   CFF (its loss weight 0), K (learnable queries) in {1, 2, 4}, depth in {1, 2}, and captions from
   the attribute labels (the default), from the built-in tiny LLaVA, or shuffled across identities
   (each identity gets another identity's captions);
+- scgi's switches, each set to the unofficial reimplementation's (NTDuckk/CLIPSCGI) variant
+  against our default: element-wise token re-weighting, 3-layer ReLU mappers, the mean of the
+  queries, the image-branch BNNecks, classifiers and SIE at ``new_module_lr`` instead of ``lr``
+  ("heads at new lr", the behaviour before ``image_heads_lr`` existed), and all four together.
+  ``configs/synthetic_scgi.toml`` trains everything at one rate (``lr`` = ``new_module_lr``), so
+  there "heads at new lr" is the main row again; "scgi lr/10" and "scgi lr/10 heads at new lr"
+  lower the visual rate tenfold (the papers' 5e-6 against 5e-5) to compare the two head rates;
 - svll: without the text self-supervision, without the image self-supervision;
 - clip-reid: with SIE and overlapping patches (stride 6 for the 8-pixel patches, 0.75 of a patch as
   CLIP-ReID's 12/16).
@@ -44,6 +51,13 @@ logger = logging.getLogger("bench_methods")
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 CAPTION_METHODS = ("scgi",)
+REIMPLEMENTATION_VARIANTS = (
+    "token_weighting=elementwise",
+    "mapper=relu3",
+    "query_pooling=mean",
+    "image_heads_lr=new",
+)
+"""The ``[method]`` values of NTDuckk/CLIPSCGI where scgi has a switch (its defaults are ours)."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +90,15 @@ def rows() -> list[Row]:
         ("scgi K=1", ("num_queries=1",)),
         ("scgi K=4", ("num_queries=4",)),
         ("scgi depth=2", ("depth=2",)),
+        # the reimplementation's variant of each switch beside our default, then all of them
+        ("scgi weighting=elementwise", ("token_weighting=elementwise",)),
+        ("scgi mapper=relu3", ("mapper=relu3",)),
+        ("scgi queries=mean", ("query_pooling=mean",)),
+        ("scgi heads at new lr", ("image_heads_lr=new",)),
+        ("scgi reimpl variants", REIMPLEMENTATION_VARIANTS),
+        # the same head-rate pair with the visual rate 10x below new_module_lr, as in the papers
+        ("scgi lr/10", ("lr=3e-4",)),
+        ("scgi lr/10 heads at new lr", ("lr=3e-4", "image_heads_lr=new")),
     ]
     ablations = [Row(name, "scgi", overrides=tuple(f"method.{o}" for o in o_)) for name, o_ in scgi]
     ablations += [
