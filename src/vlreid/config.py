@@ -11,8 +11,9 @@ A run is described by one TOML file with five tables::
     [train]           seed, evaluation period, mixed precision, accumulation -> TrainConfig
 
 Learning rates and weight decays live in ``[method]`` because a method gives different parameter
-groups different rates (CLIP-SCGI: visual encoder 5e-6, new modules 5e-5); a stage table only
-shapes them over time (warm-up, then cosine or step decay).
+groups different rates (``scgi``: visual encoder 5e-6, new modules 5e-5, the rates of the
+unofficial CLIP-SCGI reimplementation); a stage table only shapes them over time (warm-up, then
+cosine or step decay).
 
 ``--set a.b=c`` overrides are applied to the parsed TOML before it is typed: the value is read as
 a TOML value when it parses as one (``3``, ``1e-5``, ``true``, ``[256, 128]``, ``"text"``) and as
