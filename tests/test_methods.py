@@ -13,7 +13,6 @@ from vlreid.model.backbone import ReIDModel
 from vlreid.model_config import ModelConfig
 from vlreid.testing.clip import build_tiny_clip, tiny_clip_config
 from vlreid.training.methods import METHODS, Method, Stage, build_method, method_config
-from vlreid.training.methods.svll import augmented_view
 
 torch.set_num_threads(1)
 
@@ -43,6 +42,7 @@ def make_batch(seed: int = 0, with_captions: bool = True) -> dict[str, Any]:
     generator = torch.Generator().manual_seed(seed)
     batch: dict[str, Any] = {
         "images": torch.randn(8, 3, 32, 16, generator=generator),
+        "views": torch.randn(8, 2, 3, 32, 16, generator=generator),  # svll's image stage
         "labels": torch.tensor([0, 0, 1, 1, 2, 2, 3, 3]),
         "pids": torch.tensor([10, 10, 11, 11, 12, 12, 13, 13]),
         "camids": torch.tensor([0, 1, 0, 1, 0, 1, 0, 1]),
@@ -212,14 +212,12 @@ def test_unknown_method_or_option_lists_valid_keys() -> None:
     assert method_config("clip-reid").id_weight == 0.25
 
 
-def test_svll_view_erases_a_third_of_the_image() -> None:
-    torch.manual_seed(0)
-    images = torch.zeros(16, 3, 64, 32)
-    view = augmented_view(images, erasing_probability=1.0, area=1 / 3, flip_probability=0.0)
-    erased = (view != 0).any(dim=1).flatten(1).sum(dim=1).float() / (64 * 32)
-    assert ((erased - 1 / 3).abs() < 0.03).all()
-    untouched = augmented_view(images + 1, erasing_probability=0.0, area=1 / 3, flip_probability=0)
-    assert torch.equal(untouched, images + 1)
+def test_svll_image_stage_refuses_a_batch_without_views(clip_model, backbone) -> None:
+    method = prepared(build_method("svll", clip_model, backbone, OPTIONS["svll"]), "image")
+    batch = make_batch(0)
+    del batch["views"]
+    with pytest.raises(ReIDError, match=r"batch\['views'\].*build_stage_loader"):
+        stage_of(method, "image")(batch)
 
 
 @pytest.mark.parametrize("name", sorted(METHODS))
