@@ -18,6 +18,8 @@ backbone config; this method adds to :class:`~vlreid.training.methods.clip_reid.
   pad 10 + random crop, random erasing with p 0.5 of 33% to 1/3 of the area, noise fill), each
   with its own crop and box, unrelated to the batch image's; the data loader draws them
   (:meth:`~vlreid.method_options.SVLLConfig.view_augmentation`) into the batch's ``views``.
+  The image head is initialised as the official ``initialize_mlp`` (:func:`initialize_head`);
+  the text head keeps PyTorch's defaults, as there.
 """
 
 from __future__ import annotations
@@ -53,6 +55,21 @@ def projection_head(input_dim: int, hidden_dim: int, output_dim: int) -> nn.Sequ
         nn.ReLU(inplace=True),
         nn.Linear(hidden_dim, output_dim),
     )
+
+
+def initialize_head(head: nn.Sequential) -> nn.Sequential:
+    """The official image-head initialisation (``initialize_mlp``), in place.
+
+    Linear weights Kaiming-normal (fan-in, ReLU gain: std ``sqrt(2 / fan_in)``), their biases left
+    at PyTorch's default; BatchNorm weights and biases uniform on [0, 1].
+    """
+    for module in head:
+        if isinstance(module, nn.Linear):
+            nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
+        elif isinstance(module, nn.BatchNorm1d):
+            nn.init.uniform_(module.weight)
+            nn.init.uniform_(module.bias)
+    return head
 
 
 class SVLLPromptStage(PromptStage):
@@ -156,4 +173,4 @@ class SVLLMethod(CLIPReIDMethod):
         super().__init__(clip_model, model_config, config or SVLLConfig())
         hidden, output = self.config.head_hidden_dim, self.config.head_output_dim
         self.text_head = projection_head(self.text_encoder.embed_dim, hidden, output)
-        self.image_head = projection_head(self.model.final_dim, hidden, output)
+        self.image_head = initialize_head(projection_head(self.model.final_dim, hidden, output))
