@@ -184,7 +184,7 @@ def training_part(toy: bool, device: torch.device, scratch: Path) -> list[dict]:
         run_data = load_run_data(config.data)
         for stage in stages:
             loop = [record for record in records if record.get("stage") == stage][-1]
-            loader = build_stage_loader(config, config.stages[stage], run_data)
+            loader = build_stage_loader(config, stage, run_data)
             set_loader_epoch(loader, 1)
             started, images = time.perf_counter(), 0
             for _, batch in zip(range(steps), loader, strict=False):

@@ -69,7 +69,7 @@ class Trainer:
         self.feature_loader = build_feature_loader(config, run_data)
         for stage in self.method.stages:
             stage_config = config.stages[stage.name]
-            loader = build_stage_loader(config, stage_config, run_data)
+            loader = build_stage_loader(config, stage.name, run_data)
             set_loader_epoch(loader, 1)
             batches = [batch for _, batch in zip(range(steps), loader, strict=False)]
             stage.prepare(self.feature_loader)

@@ -222,6 +222,7 @@ def test_the_vehicle_configs_carry_the_official_vehicle_settings() -> None:
     for dataset in ("market1501", "msmt17", "dukemtmc", "occluded_duke", "veri776", "vehicleid"):
         svll = load_config(CONFIGS / f"svll_{dataset}.toml", ["data.root=/d"])
         assert svll.method.options.train_text_head is False  # the official optimiser
+        assert svll.method.options.view_erasing_area == (0.33, 1 / 3)  # the official views
 
 
 @pytest.mark.parametrize("path", shipped_configs(), ids=lambda path: path.stem)

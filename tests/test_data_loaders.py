@@ -108,7 +108,7 @@ def test_evaluating_does_not_consume_the_global_random_state(
     tree: tuple[Path, pd.DataFrame],
 ) -> None:
     """An evaluation in the middle of training must not change the random draws that follow
-    (methods such as svll draw masks and erasing from the global generator)."""
+    (methods such as svll draw their prompt masks from the global generator)."""
     root, manifest = tree
     loader = build_eval_loader(manifest, root, *_config(eval_batch_size=5))
     torch.manual_seed(123)

@@ -14,7 +14,7 @@ from vlreid.model.backbone import ReIDModel
 from vlreid.model_config import ModelConfig
 from vlreid.testing.clip import build_tiny_clip, tiny_clip_config
 from vlreid.training.methods import METHODS, Method, Stage, build_method, method_config
-from vlreid.training.methods.svll import augmented_view
+from vlreid.training.methods.svll import SVLLMethod
 
 torch.set_num_threads(1)
 
@@ -44,6 +44,7 @@ def make_batch(seed: int = 0, with_captions: bool = True) -> dict[str, Any]:
     generator = torch.Generator().manual_seed(seed)
     batch: dict[str, Any] = {
         "images": torch.randn(8, 3, 32, 16, generator=generator),
+        "views": torch.randn(8, 2, 3, 32, 16, generator=generator),  # svll's image stage
         "labels": torch.tensor([0, 0, 1, 1, 2, 2, 3, 3]),
         "pids": torch.tensor([10, 10, 11, 11, 12, 12, 13, 13]),
         "camids": torch.tensor([0, 1, 0, 1, 0, 1, 0, 1]),
@@ -365,14 +366,40 @@ def test_unknown_method_or_option_lists_valid_keys() -> None:
     assert method_config("clip-reid").id_weight == 0.25
 
 
-def test_svll_view_erases_a_third_of_the_image() -> None:
+def test_svll_image_head_is_initialised_as_the_official_one(clip_model, backbone) -> None:
+    """Official ``initialize_mlp``: Kaiming-normal linears (std sqrt(2 / fan_in)), BatchNorm
+    weight and bias uniform on [0, 1]; the text head keeps PyTorch's defaults."""
     torch.manual_seed(0)
-    images = torch.zeros(16, 3, 64, 32)
-    view = augmented_view(images, erasing_probability=1.0, area=1 / 3, flip_probability=0.0)
-    erased = (view != 0).any(dim=1).flatten(1).sum(dim=1).float() / (64 * 32)
-    assert ((erased - 1 / 3).abs() < 0.03).all()
-    untouched = augmented_view(images + 1, erasing_probability=0.0, area=1 / 3, flip_probability=0)
-    assert torch.equal(untouched, images + 1)
+    options = {"head_hidden_dim": 256, "head_output_dim": 64}
+    method = build_method("svll", clip_model, backbone, options)
+    assert isinstance(method, SVLLMethod)
+    linears = [m for m in method.image_head if isinstance(m, torch.nn.Linear)]
+    norms = [m for m in method.image_head if isinstance(m, torch.nn.BatchNorm1d)]
+    assert len(linears) == 3 and len(norms) == 2
+    for linear in linears:
+        fan_in = linear.weight.shape[1]
+        assert linear.weight.std().item() == pytest.approx((2 / fan_in) ** 0.5, rel=0.1)
+        assert linear.weight.mean().abs().item() < 0.2 * (2 / fan_in) ** 0.5
+        bound = fan_in**-0.5  # the bias keeps PyTorch's uniform(-1/sqrt(fan_in), 1/sqrt(fan_in))
+        assert linear.bias.abs().max().item() <= bound
+    for norm in norms:
+        for values in (norm.weight, norm.bias):
+            assert values.min().item() >= 0 and values.max().item() <= 1
+            assert values.mean().item() == pytest.approx(0.5, abs=0.1)
+    # PyTorch's default Linear init (the text head's) has std 1 / sqrt(3 fan_in): 2.4x smaller
+    text_linear = method.text_head[0]
+    fan_in = text_linear.weight.shape[1]
+    assert text_linear.weight.std().item() == pytest.approx((1 / (3 * fan_in)) ** 0.5, rel=0.1)
+    text_norm = method.text_head[1]
+    assert torch.equal(text_norm.weight, torch.ones_like(text_norm.weight))
+
+
+def test_svll_image_stage_refuses_a_batch_without_views(clip_model, backbone) -> None:
+    method = prepared(build_method("svll", clip_model, backbone, OPTIONS["svll"]), "image")
+    batch = make_batch(0)
+    del batch["views"]
+    with pytest.raises(ReIDError, match=r"batch\['views'\].*build_stage_loader"):
+        stage_of(method, "image")(batch)
 
 
 @pytest.mark.parametrize("name", sorted(METHODS))

@@ -3,8 +3,9 @@
 ``[method]`` of a run config is one of these (``name`` picks the class in :data:`METHOD_OPTIONS`);
 the methods themselves (:mod:`vlreid.training.methods`, torch and open_clip) take them. They live
 here, beside :mod:`vlreid.config`, so that reading a TOML file never imports torch. Each class
-also names the method's stages (``stage_names``: the ``[stages.NAME]`` tables a config needs) and
-whether it trains on captions (``needs_captions``).
+also names the method's stages (``stage_names``: the ``[stages.NAME]`` tables a config needs),
+whether it trains on captions (``needs_captions``) and which stages' batches carry extra augmented
+views of each image (:meth:`ImageBranchConfig.view_augmentation`).
 """
 
 from __future__ import annotations
@@ -44,6 +45,16 @@ class ImageBranchConfig:
     triplet_weight: float = 1.0
     triplet_margin: float | None = 0.3
     label_smoothing: float = 0.1
+
+    def view_augmentation(self, stage: str) -> dict[str, Any] | None:
+        """The training-transform options of the extra views that the batches of ``stage`` carry.
+
+        Returns:
+            Options of :class:`vlreid.datasets.transforms.TrainTransform` that override
+            ``data.augmentation`` for two more independent draws from each decoded image (the
+            batches' ``views``), or None when the stage takes none (every stage here).
+        """
+        return None
 
 
 @dataclass(frozen=True)
@@ -91,9 +102,11 @@ class SVLLConfig(CLIPReIDConfig):
         head_output_dim: Output width of both MLP heads (256).
         train_text_head: Train the stage-1 text head with the prompts (the official code does not).
         head_lr: Stage-2 learning rate of the image head; None means ``lr`` (official).
-        view_erasing_probability: Probability of erasing a view (0.5).
-        view_erasing_area: Erased fraction of the image (1/3).
-        view_flip_probability: Probability of flipping a view horizontally (0.5).
+        view_erasing_probability: Probability of erasing one box of a stage-2 view (the
+            official ``INPUT.RE_PROB`` 0.5).
+        view_erasing_area: Range of the erased fraction of a view (the official
+            ``RandomErasing(min_area=0.33, max_area=1/3)``: about a third).
+        view_flip_probability: Probability of flipping a view horizontally (``INPUT.PROB`` 0.5).
     """
 
     mask_probability: float = 0.5
@@ -105,8 +118,23 @@ class SVLLConfig(CLIPReIDConfig):
     train_text_head: bool = True
     head_lr: float | None = None
     view_erasing_probability: float = 0.5
-    view_erasing_area: float = 1 / 3
+    view_erasing_area: tuple[float, float] = (0.33, 1 / 3)
     view_flip_probability: float = 0.5
+
+    def view_augmentation(self, stage: str) -> dict[str, Any] | None:
+        """Stage ``image`` takes the two views of its self-supervision; ``prompt`` none.
+
+        Each view is the training transform of the main image (``data.augmentation``: resize,
+        flip, pad + random crop, normalise, erasing), drawn again from the decoded image with the
+        view's flip and erasing options, as the official ``augment_transforms``.
+        """
+        if stage != "image":
+            return None
+        return {
+            "flip_probability": self.view_flip_probability,
+            "erasing_probability": self.view_erasing_probability,
+            "erasing_area": self.view_erasing_area,
+        }
 
 
 @dataclass(frozen=True)

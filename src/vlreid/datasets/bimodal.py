@@ -5,6 +5,11 @@ DESIGN 3.2, joined by ``relpath``. A shard row with ``status == "image_error"`` 
 caption. An image without a usable caption is an error by default (the message gives the count and
 examples); ``missing_captions="fallback"`` gives it :data:`FALLBACK_CAPTION` instead, the neutral
 sentence of CLIP-ReID's prompt family, so that training can run on a partially captioned dataset.
+
+For a self-supervised stage (SVLL-ReID's image stage) the dataset also draws
+:data:`VIEWS_PER_IMAGE` views of each image with a second transform, from the same decoded (or
+cached) pixels as the main image and from a generator of their own, so the main images are the
+same with or without views.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ logger = logging.getLogger(__name__)
 FALLBACK_CAPTION = "A photo of a person."
 MISSING_CAPTIONS: tuple[str, ...] = ("error", "fallback")
 UNUSABLE_STATUSES: frozenset[str] = frozenset({"image_error"})
+VIEWS_PER_IMAGE = 2  # SimCLR's pair
+_VIEW_STREAM = 1  # mixed into the augmentation seed for the views' generator
 
 
 def mix_seed(*values: int) -> int:
@@ -56,13 +63,15 @@ class ReIDSample(TypedDict):
     camid: int
     relpath: str
     caption: NotRequired[str]
+    views: NotRequired[torch.Tensor]  # (VIEWS_PER_IMAGE, 3, H, W) float32
 
 
 class ReIDBatch(TypedDict):
     """A collated batch.
 
     Keys: ``images`` ``(B, 3, H, W)`` float32; ``labels``, ``pids``, ``camids`` ``(B,)`` int64;
-    ``relpaths`` list of B str; ``captions`` list of B str, only when captions are joined.
+    ``relpaths`` list of B str; ``captions`` list of B str, only when captions are joined;
+    ``views`` ``(B, VIEWS_PER_IMAGE, 3, H, W)`` float32, only when the dataset draws views.
     """
 
     images: torch.Tensor
@@ -71,6 +80,7 @@ class ReIDBatch(TypedDict):
     camids: torch.Tensor
     relpaths: list[str]
     captions: NotRequired[list[str]]
+    views: NotRequired[torch.Tensor]
 
 
 @contextmanager
@@ -110,6 +120,8 @@ def _collate(samples: Sequence[ReIDSample]) -> ReIDBatch:
     )
     if samples and "caption" in samples[0]:
         batch["captions"] = [s["caption"] for s in samples]
+    if samples and "views" in samples[0]:
+        batch["views"] = default_collate([s["views"] for s in samples])
     return batch
 
 
@@ -221,6 +233,8 @@ class BimodalDataset(Dataset[ReIDSample]):
         missing_captions: ``"error"`` or ``"fallback"``; see :func:`join_captions`.
         cache: ``None`` (decode every time) or ``"memory"`` (:class:`PackedImageCache`).
         seed: Base seed of the augmentation; epoch ``e`` draws from ``mix_seed(seed, e)``.
+        view_transform: Transform of the :data:`VIEWS_PER_IMAGE` extra views of each sample
+            (``views``), or None for none; it augments the pixels that ``transform`` resized.
     """
 
     def __init__(
@@ -232,6 +246,7 @@ class BimodalDataset(Dataset[ReIDSample]):
         missing_captions: str = "error",
         cache: str | None = None,
         seed: int = 0,
+        view_transform: ReIDTransform | None = None,
     ) -> None:
         missing_columns = set(MANIFEST_COLUMNS) - set(manifest.columns)
         if missing_columns:
@@ -257,9 +272,11 @@ class BimodalDataset(Dataset[ReIDSample]):
             self.cache = PackedImageCache(
                 [self.root / relpath for relpath in self.relpaths], transform.resize
             )
+        self.view_transform = view_transform
         self.seed = seed
         self.epoch_seed = seed
         self.generator = torch.Generator()
+        self.view_generator = torch.Generator()
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
@@ -267,9 +284,10 @@ class BimodalDataset(Dataset[ReIDSample]):
         self.reseed(mix_seed(self.seed, epoch))
 
     def reseed(self, seed: int) -> None:
-        """Reset the augmentation generator; loader workers derive their seeds from ``seed``."""
+        """Reset the augmentation generators; loader workers derive their seeds from ``seed``."""
         self.epoch_seed = seed
         self.generator.manual_seed(seed)
+        self.view_generator.manual_seed(mix_seed(seed, _VIEW_STREAM))
 
     def __len__(self) -> int:
         return len(self.relpaths)
@@ -281,8 +299,15 @@ class BimodalDataset(Dataset[ReIDSample]):
         return self.transform.resize(read_image(self.root / self.relpaths[index]))
 
     def __getitem__(self, index: int) -> ReIDSample:
+        views = None
         with single_threaded():
-            image = self.transform.augment(self.load_pixels(index), self.generator)
+            pixels = self.load_pixels(index)
+            image = self.transform.augment(pixels, self.generator)
+            if self.view_transform is not None:
+                draws = range(VIEWS_PER_IMAGE)
+                views = torch.stack(
+                    [self.view_transform.augment(pixels, self.view_generator) for _ in draws]
+                )
         sample = ReIDSample(
             image=image,
             label=self.labels[index],
@@ -292,4 +317,6 @@ class BimodalDataset(Dataset[ReIDSample]):
         )
         if self.captions is not None:
             sample["caption"] = self.captions[index]
+        if views is not None:
+            sample["views"] = views
         return sample

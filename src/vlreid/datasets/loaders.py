@@ -20,8 +20,9 @@ Workers are not persistent (each epoch forks them again, so they pick up the epo
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -60,6 +61,7 @@ def build_train_loader(
     num_replicas: int = 1,
     rank: int = 0,
     pin_memory: bool = False,
+    view_augmentation: Mapping[str, Any] | None = None,
 ) -> DataLoader:
     """The P x K training loader over the ``train`` rows of a manifest.
 
@@ -74,6 +76,9 @@ def build_train_loader(
         num_replicas: Data-parallel ranks (each gets disjoint whole batches).
         rank: This process's rank.
         pin_memory: Pin batches in page-locked memory (faster host-to-GPU copies).
+        view_augmentation: When given, batches also carry ``views``: two more draws of the
+            training transform from each decoded image, with these options overriding
+            ``data.augmentation`` (a method's ``view_augmentation(stage)``).
 
     Returns:
         A loader of :class:`vlreid.datasets.bimodal.ReIDBatch`; ``len(loader)`` batches per epoch.
@@ -84,6 +89,10 @@ def build_train_loader(
     train = manifest[manifest["split"] == "train"].reset_index(drop=True)
     if train.empty:
         raise ReIDError(f"the manifest under {root} has no train rows to load")
+    view_transform = None
+    if view_augmentation is not None:
+        options = {**data.augmentation, **view_augmentation}
+        view_transform = build_train_transform(preprocessing, **options)
     dataset = BimodalDataset(
         train,
         root,
@@ -92,6 +101,7 @@ def build_train_loader(
         missing_captions=data.missing_captions,
         cache=data.cache,
         seed=mix_seed(seed, rank),  # ranks augment differently
+        view_transform=view_transform,
     )
     sampler = IdentitySampler(
         dataset.labels,

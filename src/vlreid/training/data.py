@@ -4,7 +4,8 @@ Every loader here is built from the data path of :mod:`vlreid.datasets.loaders`.
 come in two kinds (``StageConfig.sampler``):
 
 - ``identity``: P x K batches of augmented images (:func:`build_train_loader`), each rank
-  taking disjoint whole batches;
+  taking disjoint whole batches, with two extra views of each image for the stages whose
+  method asks for them (SVLL-ReID's image stage);
 - ``shuffle``: shuffled batches of training *rows* without images (:class:`ShuffledRows`), for
   stages that look up features cached by ``Stage.prepare`` (CLIP-ReID's prompt stage, which
   CLIP-ReID also draws as plain shuffled batches of 64, not P x K).
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch.utils.data import DataLoader
 
-from vlreid.config import DataConfig, RunConfig, StageConfig
+from vlreid.config import DataConfig, RunConfig
 from vlreid.datasets.bimodal import mix_seed, read_captions
 from vlreid.datasets.loaders import build_eval_loader, build_train_loader, set_epoch
 from vlreid.errors import ReIDError
@@ -154,12 +155,17 @@ class ShuffledRows:
 
 def build_stage_loader(
     config: RunConfig,
-    stage: StageConfig,
+    name: str,
     data: RunData,
     num_replicas: int = 1,
     rank: int = 0,
 ) -> DataLoader | ShuffledRows:
-    """The training batches of a stage; call :func:`set_loader_epoch` before each epoch."""
+    """The training batches of stage ``name``; call :func:`set_loader_epoch` before each epoch.
+
+    P x K batches also carry the ``views`` that the method asks for this stage
+    (``view_augmentation(name)`` of its options: SVLL-ReID's image stage).
+    """
+    stage = config.stages[name]
     data_config = replace(config.data, batch_size=stage.batch_size or config.data.batch_size)
     if stage.sampler == "shuffle":
         captions = None
@@ -183,6 +189,7 @@ def build_stage_loader(
         num_replicas=num_replicas,
         rank=rank,
         pin_memory=pin_memory(config),
+        view_augmentation=config.method.options.view_augmentation(name),
     )
 
 

@@ -146,7 +146,7 @@ def train(config: RunConfig, run_dir: str | Path, max_epochs: int | None = None)
             first_epoch = position.stage_epoch if resuming else 0
             if resuming and first_epoch == 0:
                 restore_rng_state(state["rng"][rank])  # the checkpoint ended the previous stage
-            loader = build_stage_loader(config, stage_config, data, world_size, rank)
+            loader = build_stage_loader(config, stage.name, data, world_size, rank)
             stage.prepare(feature_loader)
             optimizer = build_optimizer(stage_config, stage.param_groups())
             wrapped, optimizer = accelerator.prepare(stage, optimizer)

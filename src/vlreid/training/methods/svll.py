@@ -13,14 +13,17 @@ backbone config; this method adds to :class:`~vlreid.training.methods.clip_reid.
 - Stage ``"image"`` (vision self-supervision): two augmented views of each image go through the
   image encoder without SIE; their last-block CLS (768-d) goes through an MLP head
   (768-4096-4096-256) and NT-Xent (tau 0.1, weight 0.8) is added to CLIP-ReID's stage-2 loss.
-  The official loader draws the views with their own flip/crop and random erasing of exactly 1/3
-  of the area (probability 0.5, noise fill); here the views are derived from the batch images
-  (which already carry the loop's flip/crop) by an independent flip and that same erasing.
+  As the official loader (``datasets/make_dataloader_svllreid.py``, ``augment_transforms``), the
+  views are two independent draws of the training transform from the decoded image (flip p 0.5,
+  pad 10 + random crop, random erasing with p 0.5 of 33% to 1/3 of the area, noise fill), each
+  with its own crop and box, unrelated to the batch image's; the data loader draws them
+  (:meth:`~vlreid.method_options.SVLLConfig.view_augmentation`) into the batch's ``views``.
+  The image head is initialised as the official ``initialize_mlp`` (:func:`initialize_head`);
+  the text head keeps PyTorch's defaults, as there.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +31,7 @@ import open_clip
 import torch
 from torch import nn
 
+from vlreid.errors import ReIDError
 from vlreid.method_options import SVLLConfig
 from vlreid.model_config import ModelConfig
 from vlreid.training.losses import nt_xent_loss
@@ -53,30 +57,19 @@ def projection_head(input_dim: int, hidden_dim: int, output_dim: int) -> nn.Sequ
     )
 
 
-def augmented_view(
-    images: torch.Tensor, erasing_probability: float, area: float, flip_probability: float
-) -> torch.Tensor:
-    """A view of ``images`` ``(B, 3, H, W)``: random flip, then one erased box of ``area``.
+def initialize_head(head: nn.Sequential) -> nn.Sequential:
+    """The official image-head initialisation (``initialize_mlp``), in place.
 
-    The box has a log-uniform aspect ratio in [0.3, 1/0.3] and is filled with standard normal
-    noise (timm's ``RandomErasing(mode="pixel")``); up to 10 draws are tried for it to fit.
+    Linear weights Kaiming-normal (fan-in, ReLU gain: std ``sqrt(2 / fan_in)``), their biases left
+    at PyTorch's default; BatchNorm weights and biases uniform on [0, 1].
     """
-    view = images.clone()
-    batch_size, _, height, width = view.shape
-    flip = torch.rand(batch_size) < flip_probability
-    view[flip] = view[flip].flip(-1)
-    for index in torch.nonzero(torch.rand(batch_size) < erasing_probability).flatten().tolist():
-        for _ in range(10):
-            ratio = math.exp(torch.empty(1).uniform_(math.log(0.3), math.log(1 / 0.3)).item())
-            box_height = round(math.sqrt(area * height * width * ratio))
-            box_width = round(math.sqrt(area * height * width / ratio))
-            if box_height < height and box_width < width:
-                top = int(torch.randint(0, height - box_height + 1, ()).item())
-                left = int(torch.randint(0, width - box_width + 1, ()).item())
-                noise = torch.randn(3, box_height, box_width, device=view.device)
-                view[index, :, top : top + box_height, left : left + box_width] = noise
-                break
-    return view
+    for module in head:
+        if isinstance(module, nn.Linear):
+            nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
+        elif isinstance(module, nn.BatchNorm1d):
+            nn.init.uniform_(module.weight)
+            nn.init.uniform_(module.bias)
+    return head
 
 
 class SVLLPromptStage(PromptStage):
@@ -139,18 +132,25 @@ class SVLLImageStage(ImageStage):
         )
 
     def image_loss(self, batch: ReIDBatch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """CLIP-ReID's stage-2 loss plus the vision self-supervision."""
+        """CLIP-ReID's stage-2 loss plus the vision self-supervision on ``batch["views"]``.
+
+        Raises:
+            ReIDError: The batch has no ``views`` ``(B, 2, 3, H, W)``.
+        """
+        views = batch.get("views")
+        if views is None or views.ndim != 5 or views.shape[1] != 2:
+            found = "none" if views is None else tuple(views.shape)
+            raise ReIDError(
+                f"svll's image stage needs batch['views'] of shape (B, 2, 3, H, W), found {found}: "
+                "build its loader with vlreid.training.data.build_stage_loader (or pass "
+                "view_augmentation=SVLLConfig.view_augmentation('image') to build_train_loader)"
+            )
         loss, terms = super().image_loss(batch)
         method, config = self.method, self.method.config
-        embeddings = []
-        for _ in range(2):
-            view = augmented_view(
-                batch["images"],
-                config.view_erasing_probability,
-                config.view_erasing_area,
-                config.view_flip_probability,
-            )
-            embeddings.append(method.image_head(method.model.encode(view).final))
+        # The two views go through the encoder and the head's BatchNorm separately, as officially.
+        embeddings = [
+            method.image_head(method.model.encode(views[:, index]).final) for index in range(2)
+        ]
         ssl = nt_xent_loss(embeddings[0], embeddings[1], config.ssl_temperature)
         terms["ssl"] = ssl
         return loss + config.image_ssl_weight * ssl, terms
@@ -173,4 +173,4 @@ class SVLLMethod(CLIPReIDMethod):
         super().__init__(clip_model, model_config, config or SVLLConfig())
         hidden, output = self.config.head_hidden_dim, self.config.head_output_dim
         self.text_head = projection_head(self.text_encoder.embed_dim, hidden, output)
-        self.image_head = projection_head(self.model.final_dim, hidden, output)
+        self.image_head = initialize_head(projection_head(self.model.final_dim, hidden, output))
