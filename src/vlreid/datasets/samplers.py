@@ -2,27 +2,31 @@
 
 Every batch holds P distinct identities with K images each, so that a batch-hard triplet loss
 finds positives and negatives in it (Hermans et al., "In Defense of the Triplet Loss for Person
-Re-Identification", 2017). The semantics follow torchreid's and CLIP-ReID's
-``RandomIdentitySampler``: each identity's images are shuffled and cut into chunks of K (an
-identity with fewer than K images is first sampled to K with replacement; a final partial chunk is
-dropped), and each batch takes the next chunk of P identities.
+Re-Identification", 2017). An epoch is built as CLIP-ReID's ``RandomIdentitySampler``
+(``datasets/sampler.py``, also torchreid's) builds it:
 
-Two differences, both so that an epoch has a known length and visits nearly every image:
+1. each identity's images are shuffled and cut into chunks of K (an identity with fewer than K
+   images is first drawn to K with replacement; a final partial chunk is dropped);
+2. while at least P identities have a chunk left, a batch takes P of them uniformly without
+   replacement and one chunk of each; identities whose chunks are used up leave the draw.
 
-* The epoch has exactly ``sum_i max(n_i, K) // K // P`` batches (the figure torchreid's
-  ``__len__`` estimates; torchreid itself stops early, as soon as fewer than P identities have a
-  chunk left). The P identities of a batch are drawn without replacement with probability
-  proportional to their remaining chunks, so large identities are spread over the epoch rather
-  than left over at its end; when fewer than P identities have chunks left, the batch is completed
-  with fresh chunks of other identities.
-* Randomness comes from the sampler's own :class:`torch.Generator`, seeded with
-  ``(seed, epoch)``: the same seed and epoch give the same order on every rank and after a resume.
+The chunks of the last fewer-than-P identities are left over, so the number of batches varies
+a little from epoch to epoch, between ``n_ids // P`` and ``sum_i max(n_i, K) // K // P``. At
+P x K = 16 x 4 the official loop and this sampler both give 183 or 184 batches on Market-1501
+(751 identities; 182-185 in 1,000 epochs) and 472-475 on MSMT17 train+val (1,041 identities;
+470-477), where the sum of chunks would give 185 and 485 (``tests/test_data_samplers.py``).
+``len(sampler)`` is the length of the selected epoch, which it draws (once per epoch) to know.
 
-With ``num_replicas > 1`` all ranks build the same global list of batches and rank ``r`` keeps
+Only the random streams differ from the official sampler's (Python's ``random`` and NumPy's
+global state there): ours come from the sampler's own :class:`torch.Generator`, seeded with
+``(seed, epoch)``, so the same seed and epoch give the same batches on every rank and after a
+resume.
+
+With ``num_replicas > 1`` all ranks draw the same global list of batches and rank ``r`` keeps
 batches ``r, r + num_replicas, ...`` (the tail that does not divide evenly is dropped), so ranks
-see disjoint, whole P x K batches. Do not let another wrapper (e.g. accelerate's
-``prepare``) shard the loader again in that case; alternatively keep ``num_replicas=1`` and let
-accelerate deal out whole batches round-robin, which is equivalent.
+see disjoint, whole P x K batches and the same number of them. Do not let another wrapper (e.g.
+accelerate's ``prepare``) shard the loader again in that case; alternatively keep
+``num_replicas=1`` and let accelerate deal out whole batches round-robin, which is equivalent.
 """
 
 from __future__ import annotations
@@ -38,7 +42,8 @@ from vlreid.errors import ReIDError
 class IdentitySampler(Sampler[int]):
     """Yields dataset indices in consecutive P x K batches.
 
-    Use with ``DataLoader(batch_size=batch_size, drop_last=True, sampler=sampler)``.
+    Use with ``DataLoader(batch_size=batch_size, drop_last=True, sampler=sampler)``, and call
+    :meth:`set_epoch` before each epoch (also before ``len``: epochs differ in length).
 
     Args:
         pids: Identity (pid or label) of each dataset index.
@@ -50,7 +55,8 @@ class IdentitySampler(Sampler[int]):
 
     Raises:
         ReIDError: ``batch_size`` is not a multiple of ``num_instances``, there are fewer than P
-            identities, or the epoch would have no batch for a rank.
+            identities, or fewer than ``num_replicas`` batches are certain in an epoch (some
+            rank could get no batch).
     """
 
     def __init__(
@@ -87,32 +93,37 @@ class IdentitySampler(Sampler[int]):
                 f"{len(self._pids)} identities cannot fill batches of P={self.num_identities} "
                 f"distinct identities (batch size {batch_size} / num_instances {num_instances})"
             )
-        self._chunks_per_pid = [
-            max(len(indices), num_instances) // num_instances for indices in self._indices
-        ]
-        total_batches = sum(self._chunks_per_pid) // self.num_identities
-        self.num_batches = total_batches // num_replicas
-        if self.num_batches == 0:
+        # Each batch retires at most P identities, so an epoch has at least n_ids // P batches.
+        if len(self._pids) // self.num_identities < num_replicas:
             raise ReIDError(
-                f"{sum(self._chunks_per_pid)} chunks of K={num_instances} images give no full "
-                f"batch per rank for batch size {batch_size} on {num_replicas} rank(s)"
+                f"{len(self._pids)} identities guarantee {len(self._pids) // self.num_identities} "
+                f"batch(es) of P={self.num_identities} an epoch: no full batch per rank for "
+                f"batch size {batch_size} on {num_replicas} rank(s)"
             )
+        self._drawn: tuple[int, list[torch.Tensor]] | None = None  # (epoch, its global batches)
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch: same seed and epoch give the same order, a new epoch a new one."""
         self.epoch = epoch
 
     def __len__(self) -> int:
-        """Number of indices this rank yields in one epoch (``num_batches * batch_size``)."""
-        return self.num_batches * self.batch_size
+        """Number of indices this rank yields in the selected epoch (whole batches)."""
+        return len(self._epoch_batches()) // self.num_replicas * self.batch_size
 
     def __iter__(self) -> Iterator[int]:
-        generator = torch.Generator()
-        # Distinct (seed, epoch) pairs give distinct streams; all ranks share it.
-        generator.manual_seed(self.seed * 1_000_003 + self.epoch)
-        batches = self._epoch_batches(generator)
-        for batch in batches[self.rank :: self.num_replicas][: self.num_batches]:
+        batches = self._epoch_batches()
+        count = len(batches) // self.num_replicas
+        for batch in batches[self.rank :: self.num_replicas][:count]:
             yield from batch.tolist()
+
+    def _epoch_batches(self) -> list[torch.Tensor]:
+        """The global ``(P * K,)`` batches of the selected epoch, drawn once per epoch."""
+        if self._drawn is None or self._drawn[0] != self.epoch:
+            generator = torch.Generator()
+            # Distinct (seed, epoch) pairs give distinct streams; all ranks share it.
+            generator.manual_seed(self.seed * 1_000_003 + self.epoch)
+            self._drawn = (self.epoch, self._draw_batches(generator))
+        return self._drawn[1]
 
     def _shuffled_chunks(self, position: int, generator: torch.Generator) -> list[torch.Tensor]:
         indices = self._indices[position]
@@ -124,29 +135,13 @@ class IdentitySampler(Sampler[int]):
         count = len(indices) // self.num_instances
         return list(indices[: count * self.num_instances].view(count, self.num_instances))
 
-    def _epoch_batches(self, generator: torch.Generator) -> list[torch.Tensor]:
+    def _draw_batches(self, generator: torch.Generator) -> list[torch.Tensor]:
         chunks = [self._shuffled_chunks(p, generator) for p in range(len(self._pids))]
-        remaining = torch.tensor([len(c) for c in chunks], dtype=torch.float64)
-        total_batches = self.num_batches * self.num_replicas
+        available = list(range(len(self._pids)))  # identities with a chunk left
         batches: list[torch.Tensor] = []
-        for _ in range(total_batches):
-            available = int((remaining > 0).sum())
-            if available >= self.num_identities:
-                chosen = torch.multinomial(
-                    remaining, self.num_identities, replacement=False, generator=generator
-                ).tolist()
-            else:
-                # Top up with identities that have used all their chunks this epoch.
-                chosen = torch.nonzero(remaining > 0).flatten().tolist()
-                exhausted = torch.nonzero(remaining == 0).flatten()
-                order = exhausted[torch.randperm(len(exhausted), generator=generator)]
-                for position in order[: self.num_identities - len(chosen)].tolist():
-                    chunks[position] = self._shuffled_chunks(position, generator)
-                    remaining[position] = len(chunks[position])
-                    chosen.append(position)
-            batch = []
-            for position in chosen:
-                batch.append(chunks[position].pop())
-                remaining[position] -= 1
-            batches.append(torch.cat(batch))
+        while len(available) >= self.num_identities:
+            draw = torch.randperm(len(available), generator=generator)[: self.num_identities]
+            chosen = [available[i] for i in draw.tolist()]
+            batches.append(torch.cat([chunks[position].pop() for position in chosen]))
+            available = [position for position in available if chunks[position]]
         return batches

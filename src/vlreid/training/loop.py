@@ -153,11 +153,11 @@ def train(config: RunConfig, run_dir: str | Path, max_epochs: int | None = None)
             if resuming and first_epoch > 0:
                 optimizer.load_state_dict(state.pop("optimizer"))
                 restore_rng_state(state["rng"][rank])  # after prepare, as in the first run
-            steps_per_epoch = min(len(loader), stage_config.steps_per_epoch or len(loader))
             for stage_epoch in range(first_epoch + 1, stage_config.epochs + 1):
                 epoch = first_epochs[stage_index] + stage_epoch
                 rates = set_learning_rates(optimizer, stage_config, stage_epoch)
-                set_loader_epoch(loader, epoch)
+                set_loader_epoch(loader, epoch)  # P x K epochs differ in length: len() after
+                steps_per_epoch = min(len(loader), stage_config.steps_per_epoch or len(loader))
                 method.train()
                 description = f"{stage.name} {stage_epoch}/{stage_config.epochs}"
                 task = progress.add_task(description, total=steps_per_epoch)
