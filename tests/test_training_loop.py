@@ -176,6 +176,17 @@ def test_shuffled_rows_are_seeded_per_epoch_and_split_between_ranks(dataset: Pat
     dealt = [path for rank in ranks for batch in rank for path in batch["relpaths"]]
     assert sorted(dealt) == sorted(path for batch in epoch_one for path in batch)
     assert len(set(dealt)) == len(dealt) == 16
+    # 16 rows in batches of 6: the last partial batch is kept (CLIP-ReID's stage 1), every row
+    # once; on 2 ranks the third batch has no partner and is dropped.
+    partial = ShuffledRows(train_rows, batch_size=6, seed=0)
+    partial.set_epoch(1)
+    batches = [batch["relpaths"] for batch in partial]
+    assert [len(batch) for batch in batches] == [6, 6, 4] and len(partial) == 3
+    assert sorted(path for batch in batches for path in batch) == sorted(dealt)
+    ranks = [ShuffledRows(train_rows, 6, 0, num_replicas=2, rank=rank) for rank in (0, 1)]
+    for rank, shard in enumerate(ranks):
+        shard.set_epoch(1)
+        assert len(shard) == 1 and [batch["relpaths"] for batch in shard] == [batches[rank]]
 
 
 def run_cli(arguments: list[str], cwd: Path) -> subprocess.Popen:

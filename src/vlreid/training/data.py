@@ -8,7 +8,7 @@ come in two kinds (``StageConfig.sampler``):
   method asks for them (SVLL-ReID's image stage);
 - ``shuffle``: shuffled batches of training *rows* without images (:class:`ShuffledRows`), for
   stages that look up features cached by ``Stage.prepare`` (CLIP-ReID's prompt stage, which
-  CLIP-ReID also draws as plain shuffled batches of 64, not P x K).
+  CLIP-ReID also draws as plain shuffled batches of 64, not P x K, keeping the last partial one).
 
 Both are re-seeded per epoch from ``(seed, epoch)`` by :meth:`set_epoch`, so an epoch is the same
 after a resume.
@@ -94,11 +94,17 @@ def pin_memory(config: RunConfig) -> bool:
 
 class ShuffledRows:
     """Shuffled batches of training rows without images: ``labels``, ``pids``, ``camids``,
-    ``relpaths`` (and ``captions`` when joined); the last partial batch is dropped.
+    ``relpaths`` (and ``captions`` when joined).
+
+    An epoch is a permutation of the rows cut into batches of ``batch_size``, the last partial
+    one kept, so that every row is seen once: CLIP-ReID's stage 1 (``iter_list =
+    randperm(num_image)``, ``num_image // 64`` full batches and the remainder). On ``n`` ranks
+    the batches that do not divide evenly among them are dropped (the partial one among them
+    unless the count divides), so that every rank trains the same number of batches.
 
     Args:
         train: Training rows of the manifest.
-        batch_size: Rows per batch.
+        batch_size: Rows per batch (the last one of an epoch may have fewer).
         seed: Seed; epoch ``e`` shuffles with ``mix_seed(seed, e)``.
         captions: Caption of each row, or None.
         num_replicas: Data-parallel ranks (rank ``r`` takes batches ``r, r + n, ...``).
@@ -135,13 +141,14 @@ class ShuffledRows:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return len(self.relpaths) // self.batch_size // self.num_replicas
+        """Batches of this rank in an epoch (the partial batch counted)."""
+        return -(-len(self.relpaths) // self.batch_size) // self.num_replicas
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         generator = torch.Generator().manual_seed(mix_seed(self.seed, self.epoch))
         order = torch.randperm(len(self.relpaths), generator=generator)
-        batches = order[: len(self) * self.num_replicas * self.batch_size].view(-1, self.batch_size)
-        for indices in batches[self.rank :: self.num_replicas]:
+        batches = order.split(self.batch_size)
+        for indices in batches[self.rank :: self.num_replicas][: len(self)]:
             batch: dict[str, Any] = {
                 "labels": self.labels[indices],
                 "pids": self.pids[indices],
