@@ -70,7 +70,8 @@ def test_weights_hold_the_image_encoder_and_neck_with_string_metadata(run: dict[
     assert all(isinstance(value, str) for value in metadata.values())
     backbone = json.loads(metadata["reid.backbone"])
     assert backbone["num_classes"] == 0 and backbone["sie_cameras"] == 2
-    assert json.loads(metadata["reid.preprocessing"])["size"] == [32, 16]
+    preprocessing = json.loads(metadata["reid.preprocessing"])
+    assert (preprocessing["size"], preprocessing["interpolation"]) == ([32, 16], "bilinear")
     assert json.loads(metadata["reid.config"])["method"]["name"] == "scgi"
     assert (metadata["reid.stage"], metadata["reid.epoch"]) == ("image", "2")
 
@@ -93,6 +94,8 @@ def test_load_model_gives_the_features_of_the_trained_model(run: dict[str, Path]
     assert features.shape == (len(batch["images"]), model.feature_dim) and model.uses_camids
     assert torch.allclose(features.norm(dim=1), torch.ones(len(features)))
     # PIL images go through the stored preprocessing: the evaluation transform of training
+    # (bilinear, CLIP-ReID's val_transforms; the images are 64 x 32, so they are resized)
+    assert model.preprocessing.interpolation == "bilinear"
     images = [Image.open(run["data"] / path) for path in batch["relpaths"][:3]]
     assert torch.equal(model.preprocess(images), batch["images"][:3])
     assert torch.equal(model(images), model(batch["images"][:3]))

@@ -244,7 +244,20 @@ def test_every_shipped_config_loads_and_names_real_datasets_and_methods(path: Pa
             1.0,
             12,
         )
+    # CLIP-ReID's filters (every official code path): evaluation bilinear, training bicubic.
+    assert (config.model.interpolation, config.model.train_interpolation) == (
+        "bilinear",
+        "bicubic",
+    )
     assert config_from_toml(dump_config(config)) == config
+
+
+def test_interpolation_keys_take_only_known_filters(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, MINIMAL), ["model.interpolation=bicubic"])
+    assert config.model.preprocessing().interpolation == "bicubic"
+    assert config.model.train_preprocessing().interpolation == "bicubic"
+    with pytest.raises(ReIDError, match=r"model train_interpolation = 'lanczos' is not one of"):
+        load_config(write(tmp_path, MINIMAL), ["model.train_interpolation=lanczos"])
 
 
 def clip_reid_warmup_multistep(

@@ -19,6 +19,7 @@ from vlreid.datasets.transforms import (
     build_eval_transform,
     build_train_transform,
 )
+from vlreid.model_config import ModelConfig
 
 SIZE = (64, 32)
 
@@ -66,6 +67,23 @@ def test_eval_transform_equals_the_torchvision_chain() -> None:
     # Grayscale input is converted to RGB first.
     gray = image.convert("L")
     assert build_eval_transform(preprocessing)(gray).shape == (3, *SIZE)
+
+
+def test_a_model_config_evaluates_bilinear_and_trains_bicubic_as_clip_reid() -> None:
+    """CLIP-ReID's ``val_transforms`` is ``T.Resize(SIZE_TEST)`` (torchvision's default filter,
+    bilinear) and its ``train_transforms`` starts with ``T.Resize(SIZE_TRAIN, interpolation=3)``
+    (bicubic): :meth:`ModelConfig.preprocessing` and :meth:`train_preprocessing` resize so."""
+    config = ModelConfig(image_size=SIZE, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    normalize = [T.ToTensor(), T.Normalize(config.mean, config.std)]
+    image = _random_image(3)
+    val_transforms = T.Compose([T.Resize(SIZE), *normalize])
+    evaluation = build_eval_transform(config.preprocessing())(image)
+    torch.testing.assert_close(evaluation, val_transforms(image), rtol=0, atol=1e-5)
+    train_resize = T.Compose([T.Resize(SIZE, interpolation=3), *normalize])
+    untouched = {"flip_probability": 0.0, "padding": 0, "erasing_probability": 0.0}
+    training = build_train_transform(config.train_preprocessing(), **untouched)(image)
+    torch.testing.assert_close(training, train_resize(image), rtol=0, atol=1e-5)
+    assert (evaluation - training).abs().max() > 0.05  # the two filters do differ here
 
 
 def test_flip_only_and_identity_settings() -> None:

@@ -189,6 +189,26 @@ def test_shuffled_rows_are_seeded_per_epoch_and_split_between_ranks(dataset: Pat
         assert len(shard) == 1 and [batch["relpaths"] for batch in shard] == [batches[rank]]
 
 
+def test_training_resizes_bicubic_and_evaluation_and_the_stage1_cache_bilinear(
+    dataset: Path,
+) -> None:
+    from vlreid.training.data import (
+        build_eval_shard,
+        build_feature_loader,
+        build_stage_loader,
+        load_run_data,
+    )
+
+    config = tiny_config(dataset, "clip-reid")
+    data = load_run_data(config.data)
+    train_loader = build_stage_loader(config, config.stages["image"], data)
+    evaluation_loaders = [build_feature_loader(config, data), build_eval_shard(config, data)[0]]
+    assert train_loader.dataset.transform.preprocessing.interpolation == "bicubic"
+    for loader in evaluation_loaders:
+        assert loader.dataset.transform.preprocessing == config.model.preprocessing()
+        assert loader.dataset.transform.preprocessing.interpolation == "bilinear"
+
+
 def run_cli(arguments: list[str], cwd: Path) -> subprocess.Popen:
     environment = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(

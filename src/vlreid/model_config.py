@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from vlreid.errors import ReIDError
-from vlreid.preprocessing import CLIP_MEAN, CLIP_STD, Preprocessing
+from vlreid.preprocessing import CLIP_MEAN, CLIP_STD, INTERPOLATION_NAMES, Preprocessing
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,13 @@ class ModelConfig:
         sie_coefficient: Scale of the SIE vector (CLIP-ReID 3.0; SVLL-ReID 1.0).
         mean: Per-channel RGB mean of the normalisation.
         std: Per-channel RGB standard deviation of the normalisation.
-        interpolation: Resize filter (``bicubic``, ``bilinear``, ``nearest``).
+        interpolation: Resize filter of evaluation and inference (``bicubic``, ``bilinear``,
+            ``nearest``): the one stored with the weights (:meth:`preprocessing`), used by
+            ``load_model``, ``reid evaluate``, the ONNX sidecar and the stage-1 feature cache.
+            ``bilinear`` as CLIP-ReID's ``val_transforms`` (torchvision ``T.Resize``'s default).
+        train_interpolation: Resize filter of the training augmentation
+            (:meth:`train_preprocessing`): ``bicubic`` as CLIP-ReID's ``T.Resize(...,
+            interpolation=3)``.
         quick_gelu: Use QuickGELU, as OpenAI's weights do; ``clip_config["quick_gelu"]`` wins.
         sie_cameras: Cameras of the SIE embedding (derived; 0 without SIE).
         num_classes: Training identities, the classifier outputs (derived; 0 builds no
@@ -57,7 +63,8 @@ class ModelConfig:
     sie_coefficient: float = 3.0
     mean: tuple[float, float, float] = CLIP_MEAN
     std: tuple[float, float, float] = CLIP_STD
-    interpolation: str = "bicubic"
+    interpolation: str = "bilinear"
+    train_interpolation: str = "bicubic"
     quick_gelu: bool = True
     sie_cameras: int = 0
     num_classes: int = 0
@@ -71,12 +78,22 @@ class ModelConfig:
             raise ReIDError(f"model stride must be a positive integer, got {self.stride}")
         if self.sie_cameras < 0 or self.num_classes < 0:
             raise ReIDError("model sie_cameras and num_classes must be >= 0")
+        for key in ("interpolation", "train_interpolation"):
+            if getattr(self, key) not in INTERPOLATION_NAMES:
+                raise ReIDError(
+                    f"model {key} = {getattr(self, key)!r} is not one of "
+                    f"{list(INTERPOLATION_NAMES)}"
+                )
         if self.sie_cameras:
             object.__setattr__(self, "sie", True)
 
     def preprocessing(self) -> Preprocessing:
-        """The :class:`Preprocessing` stored with the weights."""
+        """The :class:`Preprocessing` of evaluation and inference, stored with the weights."""
         return Preprocessing(self.image_size, self.mean, self.std, self.interpolation)
+
+    def train_preprocessing(self) -> Preprocessing:
+        """The :class:`Preprocessing` the training augmentation starts from (its resize)."""
+        return replace(self.preprocessing(), interpolation=self.train_interpolation)
 
     def for_dataset(self, num_classes: int, num_cameras: int) -> ModelConfig:
         """This config with the dataset's fields filled: classes, and cameras if ``sie``."""

@@ -191,7 +191,7 @@ def build_stage_loader(
         data.manifest,
         data.root,
         data_config,
-        config.model.preprocessing(),
+        config.model.train_preprocessing(),
         config.train.seed,
         num_replicas=num_replicas,
         rank=rank,
@@ -240,6 +240,9 @@ def set_loader_epoch(loader: DataLoader | ShuffledRows, epoch: int) -> None:
 
 def build_feature_loader(config: RunConfig, data: RunData) -> DataLoader:
     """Every training image once, evaluation transform, not sharded (for ``Stage.prepare``).
+
+    The evaluation transform resizes with ``model.interpolation`` (bilinear), as CLIP-ReID's
+    stage-1 ``train_set_normal`` uses its ``val_transforms``.
 
     Images are decoded only if the loader is iterated (no cache, whatever ``data.cache`` says).
     """
