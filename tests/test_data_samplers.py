@@ -267,7 +267,6 @@ def test_balanced_identities_visit_most_images_per_epoch() -> None:
         (list(range(10)), 10, 4, 1, "multiple of num_instances"),
         (_pids({0: 8, 1: 8}), 12, 4, 1, "2 identities cannot fill"),
         (_pids({0: 4, 1: 4, 2: 4}), 8, 4, 4, "no full batch per rank"),
-        (_pids({pid: 8 for pid in range(5)}), 8, 4, 3, "guarantee 2 batch"),
     ],
 )
 def test_bad_options_raise_user_errors(
@@ -275,3 +274,13 @@ def test_bad_options_raise_user_errors(
 ) -> None:
     with pytest.raises(ReIDError, match=message):
         IdentitySampler(pids, batch_size=batch_size, num_instances=k, num_replicas=replicas)
+
+
+def test_an_epoch_with_fewer_batches_than_ranks_raises_a_user_error() -> None:
+    # 4 chunks could fill 2 batches of P=2, but identity 1's single chunk goes with the first
+    # batch, after which identity 0 is alone: every epoch has 1 batch, for 2 ranks.
+    sampler = IdentitySampler(_pids({0: 12, 1: 4}), batch_size=8, num_instances=4, num_replicas=2)
+    with pytest.raises(ReIDError, match="epoch 0 of the P x K sampler drew 1 batch"):
+        len(sampler)
+    with pytest.raises(ReIDError, match="fewer than the 2 ranks"):
+        list(sampler)

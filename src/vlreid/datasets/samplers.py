@@ -55,8 +55,9 @@ class IdentitySampler(Sampler[int]):
 
     Raises:
         ReIDError: ``batch_size`` is not a multiple of ``num_instances``, there are fewer than P
-            identities, or fewer than ``num_replicas`` batches are certain in an epoch (some
-            rank could get no batch).
+            identities, or even a full epoch (``sum_i max(n_i, K) // K // P`` batches) has
+            fewer batches than ranks. ``len`` and iteration raise it for an epoch whose draw
+            leaves a rank without a batch.
     """
 
     def __init__(
@@ -93,11 +94,10 @@ class IdentitySampler(Sampler[int]):
                 f"{len(self._pids)} identities cannot fill batches of P={self.num_identities} "
                 f"distinct identities (batch size {batch_size} / num_instances {num_instances})"
             )
-        # Each batch retires at most P identities, so an epoch has at least n_ids // P batches.
-        if len(self._pids) // self.num_identities < num_replicas:
+        chunks = sum(max(len(indices), num_instances) // num_instances for indices in self._indices)
+        if chunks // self.num_identities < num_replicas:
             raise ReIDError(
-                f"{len(self._pids)} identities guarantee {len(self._pids) // self.num_identities} "
-                f"batch(es) of P={self.num_identities} an epoch: no full batch per rank for "
+                f"{chunks} chunks of K={num_instances} images give no full batch per rank for "
                 f"batch size {batch_size} on {num_replicas} rank(s)"
             )
         self._drawn: tuple[int, list[torch.Tensor]] | None = None  # (epoch, its global batches)
@@ -122,7 +122,14 @@ class IdentitySampler(Sampler[int]):
             generator = torch.Generator()
             # Distinct (seed, epoch) pairs give distinct streams; all ranks share it.
             generator.manual_seed(self.seed * 1_000_003 + self.epoch)
-            self._drawn = (self.epoch, self._draw_batches(generator))
+            batches = self._draw_batches(generator)
+            if len(batches) < self.num_replicas:
+                raise ReIDError(
+                    f"epoch {self.epoch} of the P x K sampler drew {len(batches)} batch(es) of "
+                    f"P={self.num_identities} x K={self.num_instances}, fewer than the "
+                    f"{self.num_replicas} ranks: lower the batch size or the number of processes"
+                )
+            self._drawn = (self.epoch, batches)
         return self._drawn[1]
 
     def _shuffled_chunks(self, position: int, generator: torch.Generator) -> list[torch.Tensor]:
