@@ -1,4 +1,4 @@
-"""Resume state of a training run (``state.pt``): optimizer, scheduler, position, RNG.
+"""Resume state of a training run (``state.pt``): optimizer, fp16 loss scale, position, RNG.
 
 ``state.pt`` (``torch.save``) holds everything a resume needs; it is written to a temporary name
 and moved into place with ``os.replace``, so an existing file is always whole. It holds tensors
@@ -138,6 +138,7 @@ def save_checkpoint(
     stage_index: int,
     random_states: list[dict[str, Any]],
     metadata: dict[str, str] | None = None,
+    scaler: dict[str, Any] | None = None,
 ) -> None:
     """Write ``model.safetensors`` and ``state.pt`` after the epoch of ``record`` (rank 0).
 
@@ -150,6 +151,7 @@ def save_checkpoint(
         stage_index: Index of ``record.stage`` in ``method.stages``.
         random_states: :func:`capture_rng_state` of every rank, in rank order (one per process).
         metadata: More ``model.safetensors`` metadata (the run's provenance digests).
+        scaler: The fp16 gradient scaler's state of the current stage (``{}`` or None: none).
     """
     from vlreid.model import WEIGHTS_FILE, save_inference_weights
 
@@ -167,6 +169,7 @@ def save_checkpoint(
         "world_size": len(random_states),
         "method": method.state_dict(),
         "optimizer": optimizer.state_dict(),
+        "scaler": scaler or {},
         "schedule": {"name": config.stages[record.stage].schedule, "epoch": record.stage_epoch},
         "rng": random_states,
     }

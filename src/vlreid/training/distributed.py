@@ -64,10 +64,9 @@ def evaluate(
     from vlreid.evaluation.features import extract_features
     from vlreid.evaluation.scoring import EvaluationOptions, evaluate_inputs
 
-    model.eval()
-    with accelerator.autocast():
-        uses_camids = getattr(model, "sie_embedding", None) is not None
-        result = extract_features(model, loader, accelerator.device, use_camids=uses_camids)
+    model.eval()  # in float32 (no autocast), as the official evaluation and reid evaluate
+    uses_camids = getattr(model, "sie_embedding", None) is not None
+    result = extract_features(model, loader, accelerator.device, use_camids=uses_camids)
     features = accelerator.pad_across_processes(result.features.to(accelerator.device), dim=0)
     positions = accelerator.pad_across_processes(indices.to(accelerator.device), pad_index=-1)
     features, positions = accelerator.gather(features).cpu(), accelerator.gather(positions).cpu()

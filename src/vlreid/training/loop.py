@@ -1,22 +1,20 @@
 """The training loop: one explicit function, :func:`train`, on ``accelerate``.
 
-``accelerate`` places the model, wraps it for DDP across processes (``accelerate launch`` or
-``torchrun``; one process is plain CPU/GPU training), runs the forward pass under bf16/fp16
-autocast when asked, and scales fp16 losses. Everything else is written out in :func:`train`:
+``accelerate`` places the model and wraps it for DDP (``accelerate launch`` or ``torchrun``; one
+process is plain CPU/GPU training). Everything else is written out in :func:`train`:
 
 - stages run in the method's order (``method.stages``); each gets ``stage.prepare``, its own
-  optimizer over ``stage.param_groups()`` and epoch-wise learning-rate schedule
-  (:mod:`vlreid.training.schedule`); the stage is what ``accelerate`` wraps;
+  optimizer over ``stage.param_groups()``, epoch-wise learning rates
+  (:mod:`vlreid.training.schedule`) and :class:`MixedPrecision` (autocast, fp16 loss scaling);
 - :func:`train_epoch` accumulates gradients by hand (``no_sync`` on the batches that do not
-  step), so an epoch always ends with an optimizer step, and sums the loss terms on the device:
-  they are read once per epoch, so no step waits for the device to report them;
-- after every epoch: an :class:`~vlreid.training.report.EpochRecord` (mean loss terms, learning
-  rates, images/s; query/gallery scores every ``train.eval_every`` epochs of the last stage and
-  after its last epoch) goes to ``metrics.jsonl``, and :func:`save_checkpoint` writes
-  ``model.safetensors`` and ``state.pt`` (rank 0; the latter with every rank's random state).
+  step; an epoch always ends with a step) and sums the loss terms on the device, read once per
+  epoch, so that no step waits for the device to report them;
+- after every epoch: an :class:`~vlreid.training.report.EpochRecord` (mean loss terms, rates,
+  images/s; scores every ``train.eval_every`` epochs of the last stage and after its end) goes
+  to ``metrics.jsonl``; :func:`save_checkpoint` writes ``model.safetensors`` and ``state.pt``.
 
-A run folder holding ``state.pt`` resumes from it (weights, optimizer, ``Position``, random
-states): on CPU it ends with the same weights, bit for bit, as a run that was never stopped.
+A run folder holding ``state.pt`` resumes from it (weights, optimizer, fp16 loss scale, position,
+random states): on CPU it ends with the same weights, bit for bit, as an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -48,6 +46,7 @@ from vlreid.training.data import (
     set_loader_epoch,
 )
 from vlreid.training.distributed import build_evaluator, mean_across_processes
+from vlreid.training.precision import MixedPrecision
 from vlreid.training.provenance import record_provenance
 from vlreid.training.report import (
     METRICS_FILE,
@@ -150,8 +149,10 @@ def train(config: RunConfig, run_dir: str | Path, max_epochs: int | None = None)
             stage.prepare(feature_loader)
             optimizer = build_optimizer(stage_config, stage.param_groups())
             wrapped, optimizer = accelerator.prepare(stage, optimizer)
+            mixed = MixedPrecision(config.train, accelerator.device)  # a scaler per stage
             if resuming and first_epoch > 0:
                 optimizer.load_state_dict(state.pop("optimizer"))
+                mixed.load_state_dict(state.get("scaler", {}))
                 restore_rng_state(state["rng"][rank])  # after prepare, as in the first run
             for stage_epoch in range(first_epoch + 1, stage_config.epochs + 1):
                 epoch = first_epochs[stage_index] + stage_epoch
@@ -162,9 +163,8 @@ def train(config: RunConfig, run_dir: str | Path, max_epochs: int | None = None)
                 description = f"{stage.name} {stage_epoch}/{stage_config.epochs}"
                 task = progress.add_task(description, total=steps_per_epoch)
                 advance = functools.partial(progress.advance, task)
-                sums = train_epoch(
-                    accelerator, wrapped, optimizer, loader, steps_per_epoch, accumulation, advance
-                )
+                sums = train_epoch(accelerator, wrapped, optimizer, mixed, loader,
+                                   steps_per_epoch, accumulation, advance)  # fmt: skip
                 progress.remove_task(task)
                 step += sums.steps
                 record = EpochRecord(
@@ -180,10 +180,8 @@ def train(config: RunConfig, run_dir: str | Path, max_epochs: int | None = None)
                 random_states = gather_object([capture_rng_state()])
                 if is_main:
                     write_epoch(run_dir, record, stage_done=stage_epoch == stage_config.epochs)
-                    save_checkpoint(
-                        run_dir, config, method, optimizer, record, stage_index, random_states,
-                        provenance,
-                    )  # fmt: skip
+                    save_checkpoint(run_dir, config, method, optimizer, record, stage_index,
+                                    random_states, provenance, mixed.state_dict())  # fmt: skip
                 accelerator.wait_for_everyone()
                 epochs_run += 1
                 if max_epochs is not None and epochs_run >= max_epochs and not is_last:
@@ -217,6 +215,7 @@ def train_epoch(
     accelerator: Any,
     wrapped: Any,
     optimizer: torch.optim.Optimizer,
+    mixed: MixedPrecision,
     loader: Iterable[dict[str, Any]],
     batches: int,
     accumulation: int,
@@ -224,6 +223,7 @@ def train_epoch(
 ) -> EpochSums:
     """Train the stage ``wrapped`` (prepared by ``accelerator``) on ``batches`` of ``loader``.
 
+    Forward passes run under ``mixed``'s autocast, which also scales losses and steps (fp16).
     Gradients of ``accumulation`` batches are summed before each optimizer step, and the last
     batch always steps. The loss terms are summed on the device and never read here; ``advance``
     is called after each batch (the progress bar).
@@ -236,12 +236,12 @@ def train_epoch(
         batch = move_batch(batch, accelerator.device)
         done += 1
         steps_now = done % accumulation == 0 or done == batches
-        sync = contextlib.nullcontext() if steps_now else accelerator.no_sync(wrapped)
-        with sync:
-            output = wrapped(batch)
-            accelerator.backward(output.loss / accumulation)
+        with contextlib.nullcontext() if steps_now else accelerator.no_sync(wrapped):
+            with mixed.autocast():
+                output = wrapped(batch)
+            accelerator.backward(mixed.scale(output.loss / accumulation))
         if steps_now:
-            optimizer.step()
+            mixed.step(optimizer)
             optimizer.zero_grad(set_to_none=True)
             steps += 1
         values = output.term_values.to(torch.float64)  # summed where it is: no device sync

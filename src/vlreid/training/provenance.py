@@ -272,6 +272,8 @@ def record_provenance(run_dir: Path, config: Any, data: Any, accelerator: Any) -
     Returns:
         Its :func:`provenance_metadata` on the main process; ``{}`` on the others.
     """
+    from vlreid.training.precision import resolve_mixed_precision
+
     if not accelerator.is_main_process:
         return {}
     record = collect_provenance(
@@ -280,7 +282,7 @@ def record_provenance(run_dir: Path, config: Any, data: Any, accelerator: Any) -
         data.root,
         str(accelerator.device),
         accelerator.num_processes,
-        str(accelerator.mixed_precision),
+        resolve_mixed_precision(config.train.mixed_precision, config.train.cpu),
     )
     Path(run_dir).mkdir(parents=True, exist_ok=True)
     write_provenance(run_dir, record)

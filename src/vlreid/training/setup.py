@@ -26,14 +26,6 @@ from vlreid.training.methods import METHODS, Method
 RESUME_KEYS: tuple[str, ...] = ("model", "method", "stages")
 
 
-def resolve_mixed_precision(mixed_precision: str, cpu: bool) -> str:
-    """``auto`` -> ``bf16`` on a GPU that supports it, else ``no``; other values unchanged."""
-    if mixed_precision != "auto":
-        return mixed_precision
-    on_gpu = torch.cuda.is_available() and not cpu
-    return "bf16" if on_gpu and torch.cuda.is_bf16_supported() else "no"
-
-
 def check_resumable(
     state: dict[str, Any], config: RunConfig, world_size: int, run_dir: Path
 ) -> None:
@@ -99,7 +91,11 @@ def read_resume_state(run_dir: Path, config: RunConfig, world_size: int) -> dict
 
 
 def build_accelerator(config: TrainConfig) -> Any:
-    """The ``accelerate.Accelerator`` of a run: device, mixed precision, DDP options."""
+    """The ``accelerate.Accelerator`` of a run: device and DDP options.
+
+    Its mixed precision is always ``no``: the loop runs autocast and fp16 loss scaling itself
+    (:mod:`vlreid.training.precision`), also on CPU, with the scaler in the resume state.
+    """
     from accelerate import Accelerator
     from accelerate.utils import DistributedDataParallelKwargs
 
@@ -109,7 +105,7 @@ def build_accelerator(config: TrainConfig) -> Any:
     )
     return Accelerator(
         cpu=config.cpu,
-        mixed_precision=resolve_mixed_precision(config.mixed_precision, config.cpu),
+        mixed_precision="no",
         kwargs_handlers=[ddp_options],
     )
 
