@@ -147,7 +147,10 @@ class TrainConfig:
             last epoch of the run, which is always evaluated). Earlier stages are not evaluated:
             in CLIP-ReID's prompt stage the image encoder does not change.
         eval_at_start: Also evaluate the initial (untrained) model, logged as epoch 0.
-        mixed_precision: ``auto`` (bf16 on GPU, none on CPU), ``no``, ``bf16`` or ``fp16``.
+        mixed_precision: ``auto`` (bf16 on GPU, none on CPU), ``no``, ``bf16`` or ``fp16``
+            (float16 autocast with a gradient scaler per stage: the papers' precision, CLIP-ReID's
+            ``amp.autocast`` + ``GradScaler``; also on CPU). Training only: evaluation runs in
+            float32 (:mod:`vlreid.training.precision`).
         gradient_accumulation_steps: Batches whose gradients are summed before a step.
         cpu: Train on CPU even when a GPU is visible.
         rerank: Evaluate with k-reciprocal re-ranking (k1 20, k2 6, lambda 0.3).
