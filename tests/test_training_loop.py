@@ -235,11 +235,13 @@ def test_training_resizes_bicubic_and_evaluation_and_the_stage1_cache_bilinear(
         load_run_data,
     )
 
-    config = tiny_config(dataset, "clip-reid")
+    config = tiny_config(dataset, "svll")  # its image stage also draws views
     data = load_run_data(config.data)
-    train_loader = build_stage_loader(config, config.stages["image"], data)
+    train_set = build_stage_loader(config, "image", data).dataset
     evaluation_loaders = [build_feature_loader(config, data), build_eval_shard(config, data)[0]]
-    assert train_loader.dataset.transform.preprocessing.interpolation == "bicubic"
+    for transform in (train_set.transform, train_set.view_transform):
+        assert transform.preprocessing == config.model.train_preprocessing()
+        assert transform.preprocessing.interpolation == "bicubic"
     for loader in evaluation_loaders:
         assert loader.dataset.transform.preprocessing == config.model.preprocessing()
         assert loader.dataset.transform.preprocessing.interpolation == "bilinear"
