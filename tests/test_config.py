@@ -84,6 +84,28 @@ def test_overrides_are_typed_by_the_field(tmp_path: Path) -> None:
     assert isinstance(config.method.options.lr, float)
 
 
+def test_rerank_parameters_default_to_zhong_and_parse_typed(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, MINIMAL))
+    train = config.train
+    assert (train.rerank, train.rerank_k1, train.rerank_k2, train.rerank_lambda) == (
+        False,
+        20,
+        6,
+        0.3,
+    )
+    text = MINIMAL + "\n[train]\nrerank = true\nrerank_k1 = 50\nrerank_k2 = 15\n"
+    config = load_config(write(tmp_path, text), ["train.rerank_lambda=1"])
+    train = config.train
+    assert (train.rerank, train.rerank_k1, train.rerank_k2, train.rerank_lambda) == (
+        True,
+        50,
+        15,
+        1.0,
+    )
+    assert isinstance(train.rerank_lambda, float)  # the TOML integer 1, typed by the field
+    assert config_from_toml(dump_config(config)) == config
+
+
 def test_override_into_a_mapping_field(tmp_path: Path) -> None:
     text = MINIMAL + "\n[model.clip_config]\nembed_dim = 32\n"
     config = load_config(write(tmp_path, text), ["model.clip_config.embed_dim=64"])
@@ -119,6 +141,12 @@ def test_override_into_a_mapping_field(tmp_path: Path) -> None:
         ),
         ("method.name=transreid", "--set method.name=transreid: method.name 'transreid' is not"),
         ("data.batch_size", "--set data.batch_size: expected section.key=value"),
+        ("train.rerank_k1=0", "--set train.rerank_k1=0: train.rerank_k1 = 0 must be >= 1"),
+        ("train.rerank_k2=2.5", "--set train.rerank_k2=2.5: train.rerank_k2 must be an integer"),
+        (
+            "train.rerank_lambda=1.5",
+            "--set train.rerank_lambda=1.5: train.rerank_lambda = 1.5 must be in [0, 1]",
+        ),
     ],
 )
 def test_bad_keys_and_values_raise_with_the_valid_choices(
