@@ -253,6 +253,16 @@ def test_the_vehicle_configs_carry_the_official_vehicle_settings() -> None:
         assert svll.method.options.view_erasing_area == (0.33, 1 / 3)  # the official views
 
 
+def test_paper_configs_rerank_with_clip_reids_parameters_when_switched_on() -> None:
+    """CLIP-ReID's utils/metrics.py (shared by SVLL-ReID and NTDuckk/CLIPSCGI) calls re_ranking
+    with k1 50, k2 15, lambda 0.3, but nothing turns it on; the synthetic configs keep 20/6/0.3."""
+    for path in shipped_configs():
+        train = load_config(path, ["data.root=/d"]).train
+        parameters = (train.rerank_k1, train.rerank_k2, train.rerank_lambda)
+        expected = (20, 6, 0.3) if path.stem.startswith("synthetic_") else (50, 15, 0.3)
+        assert (train.rerank, parameters) == (False, expected), path.name
+
+
 @pytest.mark.parametrize("path", shipped_configs(), ids=lambda path: path.stem)
 def test_every_shipped_config_loads_and_names_real_datasets_and_methods(path: Path) -> None:
     from vlreid.datasets import PARSERS
