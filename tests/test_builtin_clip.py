@@ -16,7 +16,7 @@ from vlreid.cli import app
 from vlreid.config import load_config
 from vlreid.errors import ReIDError
 from vlreid.model import BackboneConfig, build_clip, build_reid_model
-from vlreid.model.pretrained import builtin_clip_config, builtin_clip_folder, resolve_pretrained
+from vlreid.model.pretrained import builtin_clip_config, builtin_clip_folder, pretrained_file
 from vlreid.synthetic import make_synthetic_dataset
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -55,7 +55,8 @@ def test_weights_reach_the_reid_model_unchanged() -> None:
 
 
 def test_none_builds_the_same_architecture_randomly_initialised() -> None:
-    assert resolve_pretrained("none") is None and resolve_pretrained(None) is None
+    assert pretrained_file("ViT-B-16", "none") is None
+    assert pretrained_file("ViT-B-16", None) is None
     pretrained = build_clip(synthetic_backbone("baseline"))
     random_init = build_clip(synthetic_backbone("baseline", "model.pretrained=none"))
     shapes = {key: value.shape for key, value in pretrained.state_dict().items()}
@@ -65,7 +66,7 @@ def test_none_builds_the_same_architecture_randomly_initialised() -> None:
 
 def test_unknown_builtin_names_the_known_ones() -> None:
     with pytest.raises(ReIDError, match="builtin:tiny-clip-synthetic"):
-        resolve_pretrained("builtin:tiny-clip-market")
+        pretrained_file("ViT-B-16", "builtin:tiny-clip-market")
 
 
 @pytest.fixture(scope="module")

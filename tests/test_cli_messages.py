@@ -225,6 +225,66 @@ def test_an_unreachable_hub_id_fails_at_once_with_how_to_pass_a_folder(run, monk
     assert not (run["base"] / "never").exists()
 
 
+def test_pretrained_weights_that_cannot_be_had_are_one_line(run, monkeypatch) -> None:
+    """``model.pretrained`` of the paper configs (``openai``) without network, a missing file, a
+    file of another architecture, and an unknown tag; the Hub's answer is simulated."""
+    import huggingface_hub
+    from huggingface_hub import constants
+
+    base = run["base"]
+
+    def train_line(pretrained: str) -> str:
+        return error_line(["train", run["config"], "--run-dir", base / "never",
+                           "--set", f"model.pretrained={pretrained}"])  # fmt: skip
+
+    instead = (
+        "give a local weights file instead (model.pretrained = FILE: OpenAI's ViT-B-16.pt, or "
+        "open_clip's open_clip_pytorch_model.bin or open_clip_model.safetensors), or none for a "
+        "random initialisation"
+    )
+    repo = "timm/vit_base_patch16_clip_224.openai"
+    not_cached = (
+        "and open_clip's ViT-B-16 weights 'openai' are not in the local Hugging Face cache (`hf "
+        f"download {repo} open_clip_model.safetensors --local-dir DIR` fetches them where there "
+        f"is network); {instead}"
+    )
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(base / "empty-hub-cache"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    line = train_line("openai")
+    assert line == f"error: model.pretrained = 'openai': HF_HUB_OFFLINE is set, {not_cached}"
+
+    def unreachable(*arguments: object, **options: object) -> None:
+        raise ConnectionError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub, "model_info", unreachable)
+    assert train_line("openai") == (
+        "error: model.pretrained = 'openai': the Hugging Face Hub cannot be reached "
+        f"(ConnectionError: [Errno -2] Name or service not known), {not_cached}"
+    )
+    missing = base / "weights" / "ViT-B-16.pt"
+    assert (
+        train_line(str(missing)) == f"error: model.pretrained: no weights file {missing}; {instead}"
+    )
+    other = base / "other.bin"
+    torch.save({"visual.proj": torch.zeros(2, 2)}, other)
+    line = train_line(str(other))
+    assert line.startswith(f"error: pretrained weights {other} do not fit model.clip_config")
+    assert "Missing key(s) in state_dict" in line
+    broken = base / "broken.safetensors"
+    broken.write_bytes(b"not safetensors")
+    assert train_line(str(broken)).startswith(
+        f"error: pretrained weights {broken} cannot be read: "
+    )
+    line = train_line("openia")
+    assert line.startswith(
+        "error: model.pretrained 'openia' is neither a weights file nor a pretrained tag of "
+        "ViT-B-16 (its tags: openai, laion400m_e31, "
+    )
+    assert line.endswith(instead)
+    assert not (base / "never" / WEIGHTS_FILE).exists()
+
+
 def test_error_lines_keep_square_brackets() -> None:
     """Rich markup would eat ``[data]``; the line is printed as written."""
     from vlreid.cli._app import error_message

@@ -84,6 +84,28 @@ def test_overrides_are_typed_by_the_field(tmp_path: Path) -> None:
     assert isinstance(config.method.options.lr, float)
 
 
+def test_rerank_parameters_default_to_zhong_and_parse_typed(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, MINIMAL))
+    train = config.train
+    assert (train.rerank, train.rerank_k1, train.rerank_k2, train.rerank_lambda) == (
+        False,
+        20,
+        6,
+        0.3,
+    )
+    text = MINIMAL + "\n[train]\nrerank = true\nrerank_k1 = 50\nrerank_k2 = 15\n"
+    config = load_config(write(tmp_path, text), ["train.rerank_lambda=1"])
+    train = config.train
+    assert (train.rerank, train.rerank_k1, train.rerank_k2, train.rerank_lambda) == (
+        True,
+        50,
+        15,
+        1.0,
+    )
+    assert isinstance(train.rerank_lambda, float)  # the TOML integer 1, typed by the field
+    assert config_from_toml(dump_config(config)) == config
+
+
 def test_override_into_a_mapping_field(tmp_path: Path) -> None:
     text = MINIMAL + "\n[model.clip_config]\nembed_dim = 32\n"
     config = load_config(write(tmp_path, text), ["model.clip_config.embed_dim=64"])
@@ -119,6 +141,12 @@ def test_override_into_a_mapping_field(tmp_path: Path) -> None:
         ),
         ("method.name=transreid", "--set method.name=transreid: method.name 'transreid' is not"),
         ("data.batch_size", "--set data.batch_size: expected section.key=value"),
+        ("train.rerank_k1=0", "--set train.rerank_k1=0: train.rerank_k1 = 0 must be >= 1"),
+        ("train.rerank_k2=2.5", "--set train.rerank_k2=2.5: train.rerank_k2 must be an integer"),
+        (
+            "train.rerank_lambda=1.5",
+            "--set train.rerank_lambda=1.5: train.rerank_lambda = 1.5 must be in [0, 1]",
+        ),
     ],
 )
 def test_bad_keys_and_values_raise_with_the_valid_choices(
@@ -223,6 +251,16 @@ def test_the_vehicle_configs_carry_the_official_vehicle_settings() -> None:
         svll = load_config(CONFIGS / f"svll_{dataset}.toml", ["data.root=/d"])
         assert svll.method.options.train_text_head is False  # the official optimiser
         assert svll.method.options.view_erasing_area == (0.33, 1 / 3)  # the official views
+
+
+def test_paper_configs_rerank_with_clip_reids_parameters_when_switched_on() -> None:
+    """CLIP-ReID's utils/metrics.py (shared by SVLL-ReID and NTDuckk/CLIPSCGI) calls re_ranking
+    with k1 50, k2 15, lambda 0.3, but nothing turns it on; the synthetic configs keep 20/6/0.3."""
+    for path in shipped_configs():
+        train = load_config(path, ["data.root=/d"]).train
+        parameters = (train.rerank_k1, train.rerank_k2, train.rerank_lambda)
+        expected = (20, 6, 0.3) if path.stem.startswith("synthetic_") else (50, 15, 0.3)
+        assert (train.rerank, parameters) == (False, expected), path.name
 
 
 @pytest.mark.parametrize("path", shipped_configs(), ids=lambda path: path.stem)

@@ -17,8 +17,10 @@ from vlreid.evaluation.feature_file import load_feature_file, save_feature_file
 from vlreid.evaluation.metrics import evaluate_distmat, evaluate_features
 from vlreid.evaluation.rerank import k_reciprocal_rerank
 from vlreid.evaluation.visualize import CORRECT_COLOUR, WRONG_COLOUR, ranked_gallery
+from vlreid.model import WEIGHTS_FILE
 
 PIDS = 6
+METRIC_NAMES = ("mAP", "rank1", "rank5", "rank10", "mINP")
 
 
 @pytest.fixture(autouse=True)
@@ -93,7 +95,112 @@ def test_rerank_option_evaluates_reranked_distances(tmp_path: Path) -> None:
         app, ["evaluate", "--features", str(tmp_path / "features.npz"), *options]
     )
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == pytest.approx(expected)
+    printed = json.loads(result.stdout)
+    assert printed.pop("rerank") == {"k1": 5, "k2": 2, "lambda": 0.4}
+    assert printed == pytest.approx(expected)
+
+
+def test_rerank_without_a_run_config_uses_zhongs_parameters(tmp_path: Path) -> None:
+    arrays = write_problem(tmp_path)
+    default = k_reciprocal_rerank(arrays["query_features"], arrays["gallery_features"], 20, 6, 0.3)
+    other = k_reciprocal_rerank(arrays["query_features"], arrays["gallery_features"], 50, 15, 0.3)
+    expected = evaluate_distmat(default, *labels(arrays)).summary()
+    assert expected != evaluate_distmat(other, *labels(arrays)).summary()  # the test can fail
+    arguments = ["evaluate", "--features", str(tmp_path / "features.npz"), "--rerank"]
+    result = CliRunner().invoke(app, arguments)
+    assert result.exit_code == 0, result.output
+    assert "re-ranked with k1 20, k2 6, lambda 0.3 (by default)" in result.stdout
+    assert f"{100 * expected['mAP']:6.2f}%" in result.stdout
+    printed = json.loads(CliRunner().invoke(app, [*arguments, "--format", "json"]).stdout)
+    assert printed.pop("rerank") == {"k1": 20, "k2": 6, "lambda": 0.3}
+    assert printed == pytest.approx(expected)
+
+
+RUN_RERANK = (3, 2, 0.5)
+"""k1, k2, lambda that the tiny run's config records (and its in-training evaluation uses)."""
+
+
+@pytest.fixture(scope="module")
+def rerank_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A tiny baseline trained one epoch whose config re-ranks with :data:`RUN_RERANK`; the
+    k1, k2, lambda that reached k_reciprocal_rerank during training are recorded."""
+    from tiny_runs import make_tiny_dataset, tiny_config
+    from vlreid.evaluation import scoring
+    from vlreid.training.loop import train
+
+    base = tmp_path_factory.mktemp("rerank-run")
+    data = make_tiny_dataset(base / "data")
+    k1, k2, lambda_value = RUN_RERANK
+    overrides = ("train.rerank=true", f"train.rerank_k1={k1}", f"train.rerank_k2={k2}")
+    config = tiny_config(
+        data, epochs=1, overrides=(*overrides, f"train.rerank_lambda={lambda_value}")
+    )
+    calls: list[tuple[int, int, float]] = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(scoring, "k_reciprocal_rerank", recording_rerank(calls))
+        result = train(config, base / "run")
+    return {"data": data, "weights": base / "run" / WEIGHTS_FILE, "scores": result.scores,
+            "calls": calls}  # fmt: skip
+
+
+def recording_rerank(calls: list[tuple[int, int, float]]):  # type: ignore[no-untyped-def]
+    """k_reciprocal_rerank, appending the (k1, k2, lambda) of every call to ``calls``."""
+
+    def rerank(*arguments: object, k1: int, k2: int, lambda_value: float, **options: object):  # type: ignore[no-untyped-def]
+        calls.append((k1, k2, lambda_value))
+        return k_reciprocal_rerank(*arguments, k1=k1, k2=k2, lambda_value=lambda_value, **options)
+
+    return rerank
+
+
+def direct_scores(rerank_run: dict, k1: int, k2: int, lambda_value: float) -> dict[str, float]:
+    """The checkpoint's features re-ranked by calling k_reciprocal_rerank directly."""
+    from vlreid.evaluation.features import checkpoint_features
+    from vlreid.model import load_model
+
+    arrays = checkpoint_features(load_model(rerank_run["weights"]), "synthetic", rerank_run["data"],
+                                 num_workers=0)  # fmt: skip
+    distmat = k_reciprocal_rerank(
+        arrays["query_features"], arrays["gallery_features"], k1, k2, lambda_value
+    )
+    return evaluate_distmat(distmat, *labels(arrays)).summary()
+
+
+def test_training_evaluates_with_the_configs_rerank_parameters(rerank_run: dict) -> None:
+    assert rerank_run["calls"] == [RUN_RERANK]
+    assert rerank_run["scores"] == pytest.approx(direct_scores(rerank_run, *RUN_RERANK))
+
+
+@pytest.mark.parametrize(
+    ("flags", "used", "described"),
+    [
+        ([], RUN_RERANK, "k1 3, k2 2, lambda 0.5 (from the run config)"),
+        (["--k1", "5"], (5, 2, 0.5),
+         "k1 5, k2 2, lambda 0.5 (k1 given; k2, lambda from the run config)"),
+        (["--k1", "4", "--k2", "1", "--lambda", "0.2"], (4, 1, 0.2),
+         "k1 4, k2 1, lambda 0.2 (given)"),
+    ],
+)  # fmt: skip
+def test_checkpoint_rerank_takes_flags_then_the_run_config(
+    rerank_run: dict, monkeypatch: pytest.MonkeyPatch, flags: list[str], used: tuple, described: str
+) -> None:
+    from vlreid.evaluation import scoring
+
+    calls: list[tuple[int, int, float]] = []
+    monkeypatch.setattr(scoring, "k_reciprocal_rerank", recording_rerank(calls))
+    arguments = ["evaluate", "--checkpoint", str(rerank_run["weights"]), "--dataset",
+                 "synthetic", "--root", str(rerank_run["data"]), "--num-workers", "0", "--rerank",
+                 *flags]  # fmt: skip
+    result = CliRunner().invoke(app, arguments)
+    assert result.exit_code == 0, result.output
+    assert f"re-ranked with {described}" in result.stdout
+    result = CliRunner().invoke(app, [*arguments, "--format", "json"])
+    printed = json.loads(result.stdout)
+    assert printed.pop("rerank") == dict(zip(("k1", "k2", "lambda"), used, strict=True))
+    assert calls == [used, used]
+    assert {key: printed[key] for key in METRIC_NAMES} == pytest.approx(
+        direct_scores(rerank_run, *used)
+    )
 
 
 def test_visualize_writes_framed_ranked_lists(tmp_path: Path) -> None:
@@ -169,6 +276,8 @@ def test_bad_feature_files_give_one_line(tmp_path: Path, change: tuple, message:
         (["--features", "{tmp}/features.npz", "--metric", "l1"], "unknown metric 'l1'"),
         (["--features", "{tmp}/features.npz", "--rerank", "--rerank-memory-gb", "0.001"],
          "above the limit of 0.0 GiB"),
+        (["--features", "{tmp}/features.npz", "--k1", "50"],
+         "--k1, --k2 and --lambda are re-ranking's parameters: add --rerank"),
     ],
 )  # fmt: skip
 def test_bad_arguments_give_one_line(tmp_path: Path, arguments: list[str], message: str) -> None:

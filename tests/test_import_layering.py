@@ -36,7 +36,9 @@ ALLOWED: dict[str, frozenset[str]] = {
     ),
     # Features. Training evaluates as it goes with evaluation's engine; evaluation never
     # imports training (nor captioning), so a trained model is scored without training code.
-    "captioning": frozenset({"model", "datasets", "templates", "config", "attributes", "errors"}),
+    "captioning": frozenset(
+        {"model", "datasets", "templates", "config", "attributes", "hub", "errors"}
+    ),
     "training": frozenset(
         {"evaluation", "model", "datasets", "templates", "config", "method_options"}
         | {"model_config", "errors"}
@@ -44,7 +46,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "export": frozenset({"evaluation", "model", "datasets", "config", "errors"}),
     "evaluation": frozenset({"model", "datasets", "config", "paths", "errors"}),
     # Building blocks. The inference model preprocesses with datasets.transforms.
-    "model": frozenset({"datasets", "config", "model_config", "preprocessing", "errors"}),
+    "model": frozenset({"datasets", "config", "model_config", "preprocessing", "hub", "errors"}),
     "datasets": frozenset({"config", "preprocessing", "attributes", "errors"}),
     "synthetic": frozenset({"attributes", "errors"}),
     "templates": frozenset({"attributes", "errors"}),
@@ -57,6 +59,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "attributes": frozenset(),
     "errors": frozenset(),
     "paths": frozenset(),  # absolute_path: user paths resolved where they enter
+    "hub": frozenset({"errors"}),  # hub_access: a Hub id fails in seconds without network
     # The package itself: ``vlreid.load_model`` is a lazy export of the model.
     "vlreid": frozenset({"model"}),
 }

@@ -52,6 +52,11 @@ OPTIMIZERS: tuple[str, ...] = ("adam", "adamw", "sgd")
 SCHEDULES: tuple[str, ...] = ("multistep", "cosine", "constant")
 SAMPLERS: tuple[str, ...] = ("identity", "shuffle")
 MIXED_PRECISION: tuple[str, ...] = ("auto", "no", "bf16", "fp16")
+RERANK_K1, RERANK_K2, RERANK_LAMBDA = 20, 6, 0.3
+"""k1, k2 and lambda of k-reciprocal re-ranking in Zhong et al. (CVPR 2017): the generic default,
+used wherever a run config gives none (CLIP-ReID's code would use 50, 15, 0.3)."""
+RERANK_KEYS: tuple[str, str, str] = ("rerank_k1", "rerank_k2", "rerank_lambda")
+"""The ``[train]`` keys of k1, k2 and lambda."""
 
 
 @dataclass(frozen=True)
@@ -153,7 +158,15 @@ class TrainConfig:
             float32 (:mod:`vlreid.training.precision`).
         gradient_accumulation_steps: Batches whose gradients are summed before a step.
         cpu: Train on CPU even when a GPU is visible.
-        rerank: Evaluate with k-reciprocal re-ranking (k1 20, k2 6, lambda 0.3).
+        rerank: Evaluate with k-reciprocal re-ranking (:mod:`vlreid.evaluation.rerank`), with
+            the three parameters below. ``reid evaluate --checkpoint --rerank`` reads them from
+            the checkpoint's run config too.
+        rerank_k1: Re-ranking's k1, the size of the k-reciprocal neighbourhood (>= 1; Zhong et
+            al. 20, CLIP-ReID's ``utils/metrics.py`` 50).
+        rerank_k2: Re-ranking's k2, the neighbours averaged by local query expansion (>= 1; 1
+            disables it; Zhong et al. 6, CLIP-ReID 15).
+        rerank_lambda: Re-ranking's lambda, the weight of the original distance in the final
+            one (in [0, 1]; 0.3 in both).
         progress: Draw a progress bar (rank 0).
     """
 
@@ -164,6 +177,9 @@ class TrainConfig:
     gradient_accumulation_steps: int = 1
     cpu: bool = False
     rerank: bool = False
+    rerank_k1: int = RERANK_K1
+    rerank_k2: int = RERANK_K2
+    rerank_lambda: float = RERANK_LAMBDA
     progress: bool = True
 
 
@@ -321,11 +337,46 @@ def validate_config(config: RunConfig) -> None:
             raise ConfigKeyError(key, f"{key} = {value!r} is not one of {list(valid)}")
     if config.train.gradient_accumulation_steps < 1:
         raise ReIDError("train.gradient_accumulation_steps must be >= 1")
+    validate_rerank(config.train)
     if config.data.batch_size % config.data.num_instances:
         raise ReIDError(
             f"data.batch_size {config.data.batch_size} must be a multiple of "
             f"data.num_instances {config.data.num_instances}"
         )
+
+
+def validate_rerank(train: TrainConfig) -> None:
+    """Check the re-ranking parameters of ``train`` (whether or not ``rerank`` is on).
+
+    Raises:
+        ConfigKeyError: k1 or k2 below 1, or lambda outside [0, 1], naming the key.
+    """
+    ranges = [
+        ("train.rerank_k1", train.rerank_k1, train.rerank_k1 >= 1, ">= 1"),
+        ("train.rerank_k2", train.rerank_k2, train.rerank_k2 >= 1, ">= 1"),
+        ("train.rerank_lambda", train.rerank_lambda, 0 <= train.rerank_lambda <= 1, "in [0, 1]"),
+    ]
+    for key, value, valid, expected in ranges:
+        if not valid:
+            raise ConfigKeyError(key, f"{key} = {value!r} must be {expected}")
+
+
+def recorded_rerank_parameters(run_config: Mapping[str, Any]) -> dict[str, int | float]:
+    """The re-ranking keys (:data:`RERANK_KEYS`) that a run config records in ``[train]``, typed
+    and validated; keys it lacks (a config written before they existed) are left out.
+
+    Args:
+        run_config: A run config as :meth:`RunConfig.to_dict` writes it (a checkpoint's
+            ``reid.config`` metadata).
+
+    Raises:
+        ReIDError: A value of the wrong type or out of range, naming its key.
+    """
+    train = run_config.get("train") or {}
+    recorded = {key: train[key] for key in RERANK_KEYS if key in train}
+    typed = build_dataclass(TrainConfig, recorded, "train")
+    validate_rerank(typed)
+    return {key: getattr(typed, key) for key in recorded}
 
 
 def dump_config(config: RunConfig) -> str:

@@ -26,9 +26,9 @@ import torch
 from PIL import Image
 
 from vlreid.captioning.builtin import builtin_model_path, is_builtin
-from vlreid.captioning.hub import hub_access, not_cached_error
 from vlreid.captioning.protocol import CaptionItem
 from vlreid.errors import ReIDError
+from vlreid.hub import hub_access
 
 logger = logging.getLogger(__name__)
 
@@ -155,7 +155,7 @@ def load_llava(settings: LlavaSettings, device: torch.device) -> tuple[Any, Any]
         model = AutoModelForImageTextToText.from_pretrained(model_path, **kwargs)
     except (OSError, ValueError) as error:
         if cache_only is not None:
-            raise not_cached_error(settings.model, cache_only) from error
+            raise _not_cached_error(settings.model, cache_only) from error
         raise ReIDError(f"cannot load captioning model {settings.model}: {error}") from error
     if "device_map" not in kwargs:
         model = model.to(device)
@@ -163,6 +163,15 @@ def load_llava(settings: LlavaSettings, device: torch.device) -> tuple[Any, Any]
     if processor.tokenizer.pad_token is None:
         processor.tokenizer.pad_token = processor.tokenizer.eos_token
     return model.eval(), processor
+
+
+def _not_cached_error(model_id: str, reason: str) -> ReIDError:
+    """The one line for a hub id that must come from the cache (``reason``) and is not there."""
+    return ReIDError(
+        f"cannot load model {model_id}: {reason} and it is not in the local Hugging Face cache; "
+        f"pass a local folder instead (--model DIR, a folder written by save_pretrained, e.g. "
+        f"`hf download {model_id} --local-dir DIR` on a machine with network)"
+    )
 
 
 def build_prompt(processor: Any, instruction: str) -> str:

@@ -74,14 +74,24 @@ def evaluate(
         str, typer.Option(help='"euclidean" (squared Euclidean) or "cosine" distance.')
     ] = "euclidean",
     rerank: Annotated[
-        bool, typer.Option("--rerank", help="Apply k-reciprocal re-ranking (Zhong et al. 2017).")
+        bool,
+        typer.Option(
+            "--rerank",
+            help="Apply k-reciprocal re-ranking (Zhong et al. 2017) with the k1, k2, lambda of "
+            "the checkpoint's run config (train.rerank_k1, rerank_k2, rerank_lambda), else 20, "
+            "6, 0.3; --k1, --k2, --lambda override them. The table says which were used.",
+        ),
     ] = False,
-    k1: Annotated[int, typer.Option(min=1, help="Re-ranking: k-reciprocal neighbours.")] = 20,
-    k2: Annotated[int, typer.Option(min=1, help="Re-ranking: query-expansion neighbours.")] = 6,
+    k1: Annotated[
+        int | None, typer.Option(min=1, help="Re-ranking: k-reciprocal neighbours.")
+    ] = None,
+    k2: Annotated[
+        int | None, typer.Option(min=1, help="Re-ranking: query-expansion neighbours.")
+    ] = None,
     lambda_value: Annotated[
-        float,
+        float | None,
         typer.Option("--lambda", min=0.0, max=1.0, help="Re-ranking: original-distance weight."),
-    ] = 0.3,
+    ] = None,
     rerank_memory_gb: Annotated[
         float,
         typer.Option(
@@ -130,6 +140,7 @@ def evaluate(
         check_options,
         evaluate_inputs,
         format_report,
+        rerank_parameters,
     )
 
     expectations = [parse_expectation(text) for text in expect or []]
@@ -143,12 +154,21 @@ def evaluate(
     if (checkpoint is not None or clip is not None) and (dataset is None or root is None):
         flag = "--checkpoint" if checkpoint is not None else "--clip"
         raise ReIDError(f"{flag} needs --dataset NAME and --root DIR")
+    if not rerank and (k1, k2, lambda_value) != (None, None, None):
+        raise ReIDError("--k1, --k2 and --lambda are re-ranking's parameters: add --rerank")
+    metadata: dict[str, str] = {}
+    run_config = None
+    if checkpoint is not None:  # its run config gives the re-ranking parameters
+        from vlreid.model.folder import resolve_weights
+        from vlreid.model.weights import read_metadata, recorded_run_config
+
+        metadata = read_metadata(resolve_weights(checkpoint))
+        run_config = recorded_run_config(metadata, checkpoint)
     options = EvaluationOptions(
         metric=metric,
-        rerank=rerank,
-        k1=k1,
-        k2=k2,
-        lambda_value=lambda_value,
+        rerank=rerank_parameters(run_config, k1, k2, lambda_value, str(checkpoint))
+        if rerank
+        else None,
         rerank_memory_limit=int(rerank_memory_gb * 2**30),
         visualize=visualize,
         visualize_queries=visualize_queries,
@@ -163,14 +183,13 @@ def evaluate(
         inputs = clip_inputs(clip, dataset, root, untrained, device, batch_size, num_workers)
     elif checkpoint is not None:
         from vlreid.evaluation.features import checkpoint_inputs
-        from vlreid.model.folder import resolve_weights
-        from vlreid.model.weights import checkpoint_provenance, read_metadata
+        from vlreid.model.weights import checkpoint_provenance
 
         dataset_options = parser_options(train_val, variant, test_size, seed)
         inputs = checkpoint_inputs(
             checkpoint, dataset, root, device, batch_size, num_workers, dataset_options
         )
-        provenance = checkpoint_provenance(read_metadata(resolve_weights(checkpoint)))
+        provenance = checkpoint_provenance(metadata)
     else:
         inputs = load_feature_file(features)
     report = evaluate_inputs(inputs, options)

@@ -9,13 +9,22 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from vlreid.errors import ReIDError
+from vlreid.config import (
+    RERANK_K1,
+    RERANK_K2,
+    RERANK_KEYS,
+    RERANK_LAMBDA,
+    recorded_rerank_parameters,
+)
+from vlreid.errors import DataFileError, ReIDError
 from vlreid.evaluation.feature_file import EvaluationInputs
 from vlreid.evaluation.metrics import (
     METRICS,
@@ -40,16 +49,41 @@ OUTPUT_FORMATS: tuple[str, ...] = ("table", "json")
 
 
 @dataclass(frozen=True)
+class RerankParameters:
+    """k-reciprocal re-ranking's parameters, and where each came from (Zhong et al.'s by default).
+
+    Attributes:
+        k1: Size of the k-reciprocal neighbourhood.
+        k2: Neighbours of the local query expansion.
+        lambda_value: Weight of the original distance.
+        sources: Where k1, k2 and lambda came from, in that order: ``given`` (an option),
+            ``from the run config`` or ``by default`` (Zhong et al.'s).
+    """
+
+    k1: int = RERANK_K1
+    k2: int = RERANK_K2
+    lambda_value: float = RERANK_LAMBDA
+    sources: tuple[str, str, str] = ("by default",) * 3
+
+    def describe(self) -> str:
+        """``k1 50, k2 15, lambda 0.3 (from the run config)``, or with mixed sources
+        ``k1 30, k2 15, lambda 0.3 (k1 given; k2, lambda from the run config)``."""
+        groups: dict[str, list[str]] = {}
+        for name, source in zip(("k1", "k2", "lambda"), self.sources, strict=True):
+            groups.setdefault(source, []).append(name)
+        origins = "; ".join(f"{', '.join(names)} {source}" for source, names in groups.items())
+        values = f"k1 {self.k1}, k2 {self.k2}, lambda {self.lambda_value:g}"
+        return f"{values} ({self.sources[0] if len(groups) == 1 else origins})"
+
+
+@dataclass(frozen=True)
 class EvaluationOptions:
     """How to evaluate.
 
     Attributes:
         metric: ``euclidean`` (squared) or ``cosine`` distance.
         max_rank: Length of the CMC curve.
-        rerank: Apply k-reciprocal re-ranking first.
-        k1: Re-ranking's k1.
-        k2: Re-ranking's k2.
-        lambda_value: Re-ranking's lambda.
+        rerank: Apply k-reciprocal re-ranking first, with these parameters; None: do not.
         rerank_memory_limit: Bytes re-ranking may use.
         visualize: K, the gallery images per query in the picture; 0 draws nothing.
         visualize_queries: Number of queries (rows) in the picture.
@@ -60,16 +94,54 @@ class EvaluationOptions:
 
     metric: str = "euclidean"
     max_rank: int = 50
-    rerank: bool = False
-    k1: int = 20
-    k2: int = 6
-    lambda_value: float = 0.3
+    rerank: RerankParameters | None = None
     rerank_memory_limit: int = DEFAULT_MEMORY_LIMIT
     visualize: int = 0
     visualize_queries: int = 8
     picture: Path = Path("ranked_lists.png")
     image_root: Path | None = None
     device: str | None = None
+
+
+def rerank_parameters(
+    run_config: Mapping[str, Any] | None,
+    k1: int | None = None,
+    k2: int | None = None,
+    lambda_value: float | None = None,
+    source: str = "the checkpoint",
+) -> RerankParameters:
+    """The re-ranking parameters to use: each given value, else the run config's, else Zhong
+    et al.'s 20 / 6 / 0.3.
+
+    Args:
+        run_config: A run config as :meth:`vlreid.config.RunConfig.to_dict` writes it (the
+            ``reid.config`` metadata of a checkpoint), or None. Keys it lacks (a config written
+            before they existed) take the default.
+        k1: ``--k1``, or None.
+        k2: ``--k2``, or None.
+        lambda_value: ``--lambda``, or None.
+        source: Whose run config it is, for errors (the checkpoint's path).
+
+    Raises:
+        DataFileError: The run config's values are of the wrong type or out of range.
+    """
+    try:
+        recorded = recorded_rerank_parameters(run_config or {})
+    except ReIDError as error:
+        raise DataFileError(f"the run config of {source}: {error}") from None
+    given_values = (k1, k2, lambda_value)
+    defaults = (RERANK_K1, RERANK_K2, RERANK_LAMBDA)
+    values, sources = [], []
+    for key, given, default in zip(RERANK_KEYS, given_values, defaults, strict=True):
+        if given is not None:
+            value, origin = given, "given"
+        elif key in recorded:
+            value, origin = recorded[key], "from the run config"
+        else:
+            value, origin = default, "by default"
+        values.append(value)
+        sources.append(origin)
+    return RerankParameters(int(values[0]), int(values[1]), float(values[2]), tuple(sources))
 
 
 @dataclass(frozen=True)
@@ -79,7 +151,7 @@ class EvaluationReport:
     Attributes:
         result: The metrics.
         source: Where the features came from.
-        reranked: Whether k-reciprocal re-ranking was applied.
+        rerank: The parameters of the k-reciprocal re-ranking applied, or None.
         num_query: Number of queries.
         num_gallery: Number of gallery items.
         picture: The ranked-list PNG, if one was drawn.
@@ -87,7 +159,7 @@ class EvaluationReport:
 
     result: RankingResult
     source: str
-    reranked: bool
+    rerank: RerankParameters | None
     num_query: int
     num_gallery: int
     picture: Path | None = None
@@ -128,13 +200,13 @@ def evaluate_inputs(inputs: EvaluationInputs, options: EvaluationOptions) -> Eva
     device = torch.device(options.device or "cpu")
     labels = (inputs.query_pids, inputs.gallery_pids, inputs.query_camids, inputs.gallery_camids)
     distmat = None
-    if options.rerank:
+    if options.rerank is not None:
         distmat = k_reciprocal_rerank(
             inputs.query_features,
             inputs.gallery_features,
-            k1=options.k1,
-            k2=options.k2,
-            lambda_value=options.lambda_value,
+            k1=options.rerank.k1,
+            k2=options.rerank.k2,
+            lambda_value=options.rerank.lambda_value,
             metric=options.metric,
             device=device,
             memory_limit=options.rerank_memory_limit,
@@ -153,7 +225,7 @@ def evaluate_inputs(inputs: EvaluationInputs, options: EvaluationOptions) -> Eva
     return EvaluationReport(
         result=result,
         source=inputs.source,
-        reranked=options.rerank,
+        rerank=options.rerank,
         num_query=len(inputs.query_pids),
         num_gallery=len(inputs.gallery_pids),
         picture=picture,
@@ -211,6 +283,7 @@ def format_report(
         report: What :func:`evaluate_inputs` returned.
         output_format: ``table`` or ``json``:
             ``{"mAP": ..., "rank1": ..., "rank5": ..., "rank10": ..., "mINP": ...}``, plus
+            ``"rerank": {"k1": ..., "k2": ..., "lambda": ...}`` when re-ranked and
             ``"provenance"`` when ``provenance`` is given.
         provenance: The checkpoint's provenance fields (``digest``, ``git_commit``, ...;
             :func:`vlreid.model.weights.checkpoint_provenance`), or None.
@@ -219,8 +292,14 @@ def format_report(
         ReIDError: Unknown format.
     """
     summary = report.result.summary()
+    rerank = report.rerank
     if output_format == "json":
-        return json.dumps({**summary, "provenance": provenance} if provenance else summary)
+        printed: dict[str, object] = dict(summary)
+        if rerank is not None:
+            printed["rerank"] = {"k1": rerank.k1, "k2": rerank.k2, "lambda": rerank.lambda_value}
+        if provenance:
+            printed["provenance"] = provenance
+        return json.dumps(printed)
     if output_format != "table":
         raise ReIDError(
             f"unknown format {output_format!r}; expected one of {', '.join(OUTPUT_FORMATS)}"
@@ -229,7 +308,8 @@ def format_report(
     lines = [
         f"{report.source}: {report.num_query} queries ({result.num_valid_queries} valid, "
         f"{result.num_skipped_queries} without a match in another camera), "
-        f"{report.num_gallery} gallery items{', re-ranked' if report.reranked else ''}",
+        f"{report.num_gallery} gallery items",
+        *([f"re-ranked with {rerank.describe()}"] if rerank is not None else []),
         "",
         "  ".join(f"{name:>7}" for name in ("mAP", "R1", "R5", "R10", "mINP")),
         "  ".join(f"{100 * value:6.2f}%" for value in summary.values()),

@@ -36,7 +36,7 @@ from open_clip.transformer import VisionTransformer
 from torch import nn
 
 from vlreid.errors import ReIDError
-from vlreid.model.pretrained import resolve_pretrained
+from vlreid.model.pretrained import load_weights, loads_weights, pretrained_file
 from vlreid.model.vision import (
     adapt_resnet,
     adapt_vit,
@@ -230,26 +230,20 @@ def _classifier(dim: int, num_classes: int) -> nn.Linear:
 def build_clip(config: ModelConfig) -> open_clip.CLIP:
     """The full open_clip CLIP (text tower included) at its native size, with pretrained weights.
 
-    Methods use its text tower; :func:`build_reid_model` copies its vision weights.
+    Methods use its text tower; :func:`build_reid_model` copies its vision weights. The weights
+    file is found (or fetched) before the model is built, so a missing one fails in seconds
+    (:func:`vlreid.model.pretrained.pretrained_file`).
     """
     architecture = clip_architecture(config)
-    weights = resolve_pretrained(config.pretrained)
-    if config.clip_config is None:
-        model = open_clip.create_model(
-            config.clip_model,
-            pretrained=weights,
-            force_quick_gelu=bool(architecture["quick_gelu"]),
-        )
-    else:
-        model = open_clip.CLIP(**architecture)
-        if weights:
-            try:
-                open_clip.load_checkpoint(model, weights)
-            except RuntimeError as error:  # a state dict of another architecture
-                raise ReIDError(
-                    f"pretrained weights {config.pretrained!r} do not fit model.clip_config "
-                    f"(for builtin:tiny-clip-synthetic use its open_clip_config.json): {error}"
-                ) from error
+    weights = pretrained_file(config.clip_model, config.pretrained)
+    model = open_clip.CLIP(**architecture)
+    if weights is not None:
+        what = config.clip_model
+        if config.clip_config is not None:
+            what = (
+                "model.clip_config (for builtin:tiny-clip-synthetic use its open_clip_config.json)"
+            )
+        load_weights(model, weights, what)
     return model.eval()
 
 
@@ -259,7 +253,7 @@ def build_reid_model(config: ModelConfig, clip_model: open_clip.CLIP | None = No
     Without ``clip_model`` and without ``config.pretrained`` the model stays randomly initialised.
     """
     model = ReIDModel(config)
-    if clip_model is None and resolve_pretrained(config.pretrained):
+    if clip_model is None and loads_weights(config.pretrained):
         clip_model = build_clip(config)
     if clip_model is not None:
         model.load_clip_visual(clip_model.visual)

@@ -24,6 +24,7 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -202,6 +203,24 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> Inferenc
     except RuntimeError as error:
         raise DataFileError(f"weights of {path} do not match its architecture: {error}") from error
     return InferenceModel(model.to(device), preprocessing, metadata)
+
+
+def recorded_run_config(
+    metadata: dict[str, str], path: str | Path = "checkpoint"
+) -> dict[str, Any]:
+    """The run config that checkpoint metadata records (``reid.config``: ``RunConfig.to_dict``);
+    empty for a checkpoint saved without one.
+
+    Raises:
+        DataFileError: ``reid.config`` is not a JSON object (``path`` names the file).
+    """
+    try:
+        config = json.loads(metadata.get("reid.config") or "{}")
+    except ValueError as error:
+        raise DataFileError(f"{path}: metadata reid.config is not JSON: {error}") from error
+    if not isinstance(config, dict):
+        raise DataFileError(f"{path}: metadata reid.config is not a JSON object: {config!r}")
+    return config
 
 
 def checkpoint_provenance(metadata: dict[str, str]) -> dict[str, object]:

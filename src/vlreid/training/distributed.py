@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from vlreid.config import RunConfig
+from vlreid.config import RunConfig, TrainConfig
 from vlreid.training.data import RunData, build_eval_shard
 
 logger = logging.getLogger(__name__)
@@ -40,9 +40,7 @@ def build_evaluator(
     loader, indices = build_eval_shard(
         config, data, accelerator.num_processes, accelerator.process_index
     )
-    return functools.partial(
-        evaluate, accelerator, model, loader, indices, data, config.train.rerank
-    )
+    return functools.partial(evaluate, accelerator, model, loader, indices, data, config.train)
 
 
 @torch.no_grad()
@@ -52,17 +50,18 @@ def evaluate(
     loader: torch.utils.data.DataLoader,
     indices: torch.Tensor,
     data: RunData,
-    rerank: bool = False,
+    train: TrainConfig | None = None,
 ) -> dict[str, float] | None:
     """mAP, rank1/5/10 and mINP of ``model`` on query/gallery; None on ranks other than 0.
 
     Each rank extracts the features of its share (rows ``indices`` of ``data.evaluation``); rank 0
     gathers them in manifest order and scores them with the evaluation engine (``reid evaluate``'s,
-    k-reciprocal re-ranking included when ``rerank``).
+    k-reciprocal re-ranking with ``train.rerank_k1``, ``rerank_k2``, ``rerank_lambda`` included
+    when ``train.rerank``).
     """
     from vlreid.evaluation.feature_file import EvaluationInputs
     from vlreid.evaluation.features import extract_features
-    from vlreid.evaluation.scoring import EvaluationOptions, evaluate_inputs
+    from vlreid.evaluation.scoring import EvaluationOptions, RerankParameters, evaluate_inputs
 
     model.eval()  # in float32 (no autocast), as the official evaluation and reid evaluate
     uses_camids = getattr(model, "sie_embedding", None) is not None
@@ -84,6 +83,10 @@ def evaluate(
         arrays[f"{side}_features"] = ordered_features[mask]
         arrays[f"{side}_pids"], arrays[f"{side}_camids"] = pids[mask], camids[mask]
     inputs = EvaluationInputs.from_arrays(arrays, source="query/gallery features")
+    rerank = None
+    if train is not None and train.rerank:
+        values = (train.rerank_k1, train.rerank_k2, train.rerank_lambda)
+        rerank = RerankParameters(*values, sources=("from the run config",) * 3)
     report = evaluate_inputs(inputs, EvaluationOptions(rerank=rerank))
     scores = report.result.summary()
     logger.info("mAP %.4f rank-1 %.4f", scores["mAP"], scores["rank1"])
