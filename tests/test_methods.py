@@ -188,7 +188,7 @@ def test_scgi_switches_refuse_unknown_values() -> None:
     assert (options.query_pooling, options.mapper, options.token_weighting) == (
         "mean",
         "relu3",
-        "softmax",
+        "elementwise",
     )
 
 

@@ -11,8 +11,8 @@ encodes each distinct caption once (cached). Per batch:
 1. Image branch (ours; the reimplementation has none): the ReID model's features, ID + triplet
    as ``baseline``.
 2. Caption-guided inversion (CGI): the projected image tokens are re-weighted by the caption
-   feature (``token_weighting``: our softmax of cosine similarities, or the reimplementation's
-   element-wise product); ``num_queries`` learnable queries (2, reimplementation) cross-attend to
+   feature (``token_weighting``: the reimplementation's element-wise product, the default since the
+   bench in :class:`SCGIConfig`'s docstring, or our softmax of cosine similarities); ``num_queries`` learnable queries (2, reimplementation) cross-attend to
    the patch tokens through ``depth`` (1, reimplementation) cross-attention + FFN blocks; a
    ``mapper`` (our 2-layer GELU MLP or the reimplementation's 3-layer ReLU one) maps the queries
    (``query_pooling``: flattened, ours, or averaged, reimplementation), plus a global branch from
