@@ -11,9 +11,10 @@ encodes each distinct caption once (cached). Per batch:
 1. Image branch (ours; the reimplementation has none): the ReID model's features, ID + triplet
    as ``baseline``.
 2. Caption-guided inversion (CGI): the projected image tokens are re-weighted by the caption
-   feature (``token_weighting``: the reimplementation's element-wise product, the default since the
-   bench in :class:`SCGIConfig`'s docstring, or our softmax of cosine similarities); ``num_queries`` learnable queries (2, reimplementation) cross-attend to
-   the patch tokens through ``depth`` (1, reimplementation) cross-attention + FFN blocks; a
+   feature (``token_weighting``: the reimplementation's element-wise product, the default since
+   the bench in :class:`SCGIConfig`'s docstring, or our softmax of cosine similarities);
+   ``num_queries`` learnable queries (2, reimplementation) cross-attend to the patch tokens
+   through ``depth`` (1, reimplementation) cross-attention + FFN blocks; a
    ``mapper`` (our 2-layer GELU MLP or the reimplementation's 3-layer ReLU one) maps the queries
    (``query_pooling``: flattened, ours, or averaged, reimplementation), plus a global branch from
    the CLS, to a pseudo-word S* in the text token space. ``"A photo of a S* person."`` goes
