@@ -16,7 +16,8 @@ configs can express today:
   ("heads at new lr", the behaviour before ``image_heads_lr`` existed), and all four together.
   ``configs/synthetic_scgi.toml`` trains everything at one rate (``lr`` = ``new_module_lr``), so
   there "heads at new lr" is the main row again; "scgi lr/10" and "scgi lr/10 heads at new lr"
-  lower the visual rate tenfold (the papers' 5e-6 against 5e-5) to compare the two head rates;
+  lower the visual rate tenfold (the papers' 5e-6 against 5e-5) to compare the two head rates,
+  and "baseline lr/10" is their control (baseline at the same lowered rate);
 - svll: without the text self-supervision, without the image self-supervision;
 - clip-reid: with SIE and overlapping patches (stride 6 for the 8-pixel patches, 0.75 of a patch as
   CLIP-ReID's 12/16).
@@ -107,6 +108,7 @@ def rows() -> list[Row]:
         Row("svll w/o text SSL", "svll", overrides=("method.text_ssl_weight=0",)),
         Row("svll w/o image SSL", "svll", overrides=("method.image_ssl_weight=0",)),
         Row("clip-reid +SIE +OLP", "clip-reid", overrides=("model.sie=true", "model.stride=6")),
+        Row("baseline lr/10", "baseline", overrides=("method.lr=3e-4",)),  # scgi lr/10's control
     ]
     return main + ablations
 
