@@ -139,11 +139,11 @@ def run_msmt17(case: str) -> dict:
     """``gemm`` (the chunked distances alone) or ``ours`` (``evaluate_features``)."""
     import torch
 
-    from vlreid.evaluation._ranking import rows_per_chunk
     from vlreid.evaluation.metrics import (
         DEFAULT_MEMORY_BUDGET,
         GalleryDistances,
         evaluate_features,
+        feature_chunks,
     )
 
     problem = make_problem("msmt17", MSMT17_NOISE)
@@ -155,7 +155,8 @@ def run_msmt17(case: str) -> dict:
     figures: dict = {}
     if case == "gemm":
         distances = GalleryDistances(gallery)
-        rows = rows_per_chunk(gallery.shape[0], DEFAULT_MEMORY_BUDGET)
+        # the chunks of evaluate_features' matrix product
+        rows, _ = feature_chunks(gallery.shape[0], DEFAULT_MEMORY_BUDGET, torch.device("cpu"))
         buffer = torch.empty(rows, gallery.shape[0])
         for first in range(0, query.shape[0], rows):
             chunk = query[first : first + rows]

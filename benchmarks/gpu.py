@@ -199,10 +199,10 @@ def training_part(toy: bool, device: torch.device, scratch: Path) -> list[dict]:
 def evaluation_part(toy: bool, device: torch.device) -> list[dict]:
     sys.path.insert(0, str(BENCHMARKS))
     import evaluation
-    from vlreid.evaluation._ranking import rows_per_chunk
     from vlreid.evaluation.metrics import (
         GalleryDistances,
         evaluate_features,
+        feature_chunks,
         resolve_memory_budget,
     )
 
@@ -214,7 +214,8 @@ def evaluation_part(toy: bool, device: torch.device) -> list[dict]:
 
     def distances_alone() -> None:
         # the chunks of evaluate_features (on CUDA: sized to half the free memory)
-        rows = rows_per_chunk(gallery.shape[0], resolve_memory_budget(None, device))
+        budget = resolve_memory_budget(None, device)
+        rows, _ = feature_chunks(gallery.shape[0], budget, torch.device(device))
         buffer = torch.empty(rows, gallery.shape[0], device=device)
         distances = GalleryDistances(gallery)
         for start in range(0, query.shape[0], rows):

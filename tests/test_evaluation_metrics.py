@@ -8,7 +8,8 @@ import torch
 
 from evaluation_reference import make_feature_problem, make_problem, reference_market
 from vlreid.errors import ReIDError
-from vlreid.evaluation._ranking import pack_keys
+from vlreid.evaluation import metrics
+from vlreid.evaluation._ranking import BYTES_PER_DISTANCE, pack_keys
 from vlreid.evaluation.metrics import (
     EvaluationError,
     evaluate_distmat,
@@ -184,6 +185,33 @@ def test_features_equal_reference(metric: str) -> None:
     full = pairwise_distances(torch.from_numpy(query).float(), torch.from_numpy(gallery).float())
     if metric == "euclidean":
         np.testing.assert_array_equal(full.numpy(), distmat)
+
+
+@pytest.mark.parametrize("ranked_entries", [400 * 3, 400 * 7 + 5])
+def test_features_ranked_in_parts_of_a_chunk_equal_reference(
+    monkeypatch: pytest.MonkeyPatch, ranked_entries: int
+) -> None:
+    # a chunk of the matrix product (all 50 queries) ranked 3 or 7 rows at a time
+    monkeypatch.setattr(metrics, "RANKED_ENTRIES", ranked_entries)
+    rows, ranked = metrics.feature_chunks(400, metrics.DEFAULT_MEMORY_BUDGET, torch.device("cpu"))
+    assert ranked == ranked_entries // 400 and rows >= 50
+    rng = np.random.default_rng(11)
+    problem = make_problem(rng, 50, 400)
+    query = rng.integers(-2, 3, (50, 8)).astype(np.float32)
+    gallery = rng.integers(-2, 3, (400, 8)).astype(np.float32)
+    distmat = ((query[:, None, :] - gallery[None, :, :]) ** 2).sum(-1)
+    result = evaluate_features(query, gallery, *problem.labels())
+    assert_matches_reference(result, reference_market(distmat, *problem.labels()))
+
+
+@pytest.mark.parametrize("num_gallery", [400, 15_913, 82_161])
+@pytest.mark.parametrize("budget", [2**20, 2**26, metrics.DEFAULT_MEMORY_BUDGET, 2**30])
+def test_feature_chunks_fit_the_budget(num_gallery: int, budget: int) -> None:
+    rows, ranked = metrics.feature_chunks(num_gallery, budget, torch.device("cpu"))
+    assert 1 <= ranked <= rows
+    assert ranked * num_gallery <= max(metrics.RANKED_ENTRIES, num_gallery)
+    used = rows * num_gallery * 4 + ranked * num_gallery * (BYTES_PER_DISTANCE - 4)
+    assert used <= max(budget, num_gallery * BYTES_PER_DISTANCE)
 
 
 def test_perfect_and_reversed_rankings() -> None:
