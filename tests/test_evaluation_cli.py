@@ -12,7 +12,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from vlreid.cli import app
-from vlreid.errors import DataFileError
+from vlreid.errors import DataFileError, ReIDError
 from vlreid.evaluation.feature_file import load_feature_file, save_feature_file
 from vlreid.evaluation.metrics import evaluate_distmat, evaluate_features
 from vlreid.evaluation.rerank import k_reciprocal_rerank
@@ -299,3 +299,50 @@ def test_feature_file_round_trip_and_single_array(tmp_path: Path) -> None:
     np.save(tmp_path / "single.npy", arrays["query_features"])
     with pytest.raises(DataFileError, match="single array, expected an .npz archive"):
         load_feature_file(tmp_path / "single.npy")
+
+
+def test_vehicleid_trials_average_random_galleries_as_the_protocol_does() -> None:
+    from vlreid.evaluation.feature_file import EvaluationInputs
+    from vlreid.evaluation.protocols import evaluate_vehicleid
+    from vlreid.evaluation.scoring import (
+        EvaluationOptions,
+        RerankParameters,
+        check_options,
+        evaluate_inputs,
+        format_report,
+    )
+
+    rng = np.random.default_rng(5)
+    pids = np.repeat(np.arange(30), 4)
+    features = (rng.normal(size=(30, 16))[pids] + rng.normal(size=(120, 16))).astype(np.float32)
+    gallery = np.zeros(120, dtype=bool)
+    gallery[::4] = True  # one draw: the first image of each vehicle
+    inputs = EvaluationInputs(
+        features[~gallery],
+        features[gallery],
+        pids[~gallery],
+        pids[gallery],
+        np.zeros((~gallery).sum(), dtype=np.int64),
+        np.ones(gallery.sum(), dtype=np.int64),
+    )
+    report = evaluate_inputs(inputs, EvaluationOptions(vehicleid_trials=10, trial_seed=3))
+    expected = evaluate_vehicleid(
+        features[~gallery], features[gallery], pids[~gallery], pids[gallery], seed=3
+    )
+    assert report.result.mAP == expected.mAP
+    np.testing.assert_array_equal(report.result.cmc, expected.cmc)
+    single = evaluate_inputs(inputs, EvaluationOptions()).result
+    assert single.mAP != report.result.mAP  # the trials are not the split's one draw
+    assert json.loads(format_report(report, "json"))["trials"] == 10
+    assert "the mean of 10 random one-per-vehicle galleries" in format_report(report)
+    with pytest.raises(ReIDError, match="add --trials 0 to re-rank the split"):
+        check_options(EvaluationOptions(vehicleid_trials=10, rerank=RerankParameters(20, 6, 0.3)))
+
+
+def test_trials_need_vehicleid(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        ["evaluate", "--features", str(tmp_path / "f.npz"), "--trials", "5"],
+    )
+    assert result.exit_code == 2
+    assert "--trials is VehicleID's protocol: it needs --dataset vehicleid" in result.stderr

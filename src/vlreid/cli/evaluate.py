@@ -124,6 +124,15 @@ def evaluate(
     variant: VariantOption = None,
     test_size: TestSizeOption = None,
     seed: DrawSeedOption = None,
+    trials: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="vehicleid only: average over this many random one-image-per-vehicle galleries "
+            "of the test list, VehicleID's protocol (default 10, seeded by --seed); 0: the one "
+            "draw of the query/gallery split.",
+        ),
+    ] = None,
     expect: Annotated[
         list[str] | None,
         typer.Option(
@@ -156,6 +165,10 @@ def evaluate(
         raise ReIDError(f"{flag} needs --dataset NAME and --root DIR")
     if not rerank and (k1, k2, lambda_value) != (None, None, None):
         raise ReIDError("--k1, --k2 and --lambda are re-ranking's parameters: add --rerank")
+    if trials is not None and dataset != "vehicleid":
+        raise ReIDError("--trials is VehicleID's protocol: it needs --dataset vehicleid")
+    if trials is None:
+        trials = 10 if dataset == "vehicleid" and not rerank else 0
     metadata: dict[str, str] = {}
     run_config = None
     if checkpoint is not None:  # its run config gives the re-ranking parameters
@@ -175,6 +188,8 @@ def evaluate(
         picture=visualize_out,
         image_root=root,
         device=device,
+        vehicleid_trials=trials,
+        trial_seed=seed or 0,
     )
     check_options(options, output_format)  # before minutes of feature extraction
     if clip is not None:

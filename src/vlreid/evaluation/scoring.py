@@ -33,6 +33,7 @@ from vlreid.evaluation.metrics import (
     evaluate_features,
     pairwise_distances,
 )
+from vlreid.evaluation.protocols import evaluate_vehicleid
 from vlreid.evaluation.rerank import DEFAULT_MEMORY_LIMIT, k_reciprocal_rerank
 from vlreid.evaluation.visualize import (
     RankedList,
@@ -90,6 +91,11 @@ class EvaluationOptions:
         picture: PNG path of the picture.
         image_root: Folder that relative image paths are relative to.
         device: Where to compute (``None``: CPU).
+        vehicleid_trials: VehicleID's protocol: mAP, CMC and mINP averaged over this many
+            random one-image-per-vehicle gallery draws of the pooled test set
+            (:func:`vlreid.evaluation.protocols.evaluate_vehicleid`); 0: the one draw the
+            query/gallery split holds.
+        trial_seed: Seed of those draws.
     """
 
     metric: str = "euclidean"
@@ -101,6 +107,8 @@ class EvaluationOptions:
     picture: Path = Path("ranked_lists.png")
     image_root: Path | None = None
     device: str | None = None
+    vehicleid_trials: int = 0
+    trial_seed: int = 0
 
 
 def rerank_parameters(
@@ -163,6 +171,7 @@ class EvaluationReport:
     num_query: int
     num_gallery: int
     picture: Path | None = None
+    trials: int = 0
 
 
 def check_options(options: EvaluationOptions, output_format: str = "table") -> None:
@@ -182,6 +191,13 @@ def check_options(options: EvaluationOptions, output_format: str = "table") -> N
         )
     if options.visualize < 0 or options.visualize_queries < 1:
         raise ReIDError("--visualize must be >= 0 and the number of pictured queries >= 1")
+    if options.vehicleid_trials < 0:
+        raise ReIDError(f"--trials must be >= 0, got {options.vehicleid_trials}")
+    if options.vehicleid_trials and options.rerank is not None:
+        raise ReIDError(
+            "--rerank ranks the query/gallery split as given; VehicleID's trials draw their own "
+            "galleries: add --trials 0 to re-rank the split"
+        )
 
 
 def evaluate_inputs(inputs: EvaluationInputs, options: EvaluationOptions) -> EvaluationReport:
@@ -212,6 +228,18 @@ def evaluate_inputs(inputs: EvaluationInputs, options: EvaluationOptions) -> Eva
             memory_limit=options.rerank_memory_limit,
         )
         result = evaluate_distmat(distmat, *labels, max_rank=options.max_rank)
+    elif options.vehicleid_trials:
+        result = evaluate_vehicleid(
+            inputs.query_features,
+            inputs.gallery_features,
+            inputs.query_pids,
+            inputs.gallery_pids,
+            max_rank=options.max_rank,
+            num_trials=options.vehicleid_trials,
+            seed=options.trial_seed,
+            metric=options.metric,
+            device=device,
+        )
     else:
         result = evaluate_features(
             inputs.query_features,
@@ -229,6 +257,7 @@ def evaluate_inputs(inputs: EvaluationInputs, options: EvaluationOptions) -> Eva
         num_query=len(inputs.query_pids),
         num_gallery=len(inputs.gallery_pids),
         picture=picture,
+        trials=options.vehicleid_trials,
     )
 
 
@@ -283,7 +312,8 @@ def format_report(
         report: What :func:`evaluate_inputs` returned.
         output_format: ``table`` or ``json``:
             ``{"mAP": ..., "rank1": ..., "rank5": ..., "rank10": ..., "mINP": ...}``, plus
-            ``"rerank": {"k1": ..., "k2": ..., "lambda": ...}`` when re-ranked and
+            ``"rerank": {"k1": ..., "k2": ..., "lambda": ...}`` when re-ranked, ``"trials"``
+            with VehicleID's trials, and
             ``"provenance"`` when ``provenance`` is given.
         provenance: The checkpoint's provenance fields (``digest``, ``git_commit``, ...;
             :func:`vlreid.model.weights.checkpoint_provenance`), or None.
@@ -297,6 +327,8 @@ def format_report(
         printed: dict[str, object] = dict(summary)
         if rerank is not None:
             printed["rerank"] = {"k1": rerank.k1, "k2": rerank.k2, "lambda": rerank.lambda_value}
+        if report.trials:
+            printed["trials"] = report.trials
         if provenance:
             printed["provenance"] = provenance
         return json.dumps(printed)
@@ -310,6 +342,11 @@ def format_report(
         f"{result.num_skipped_queries} without a match in another camera), "
         f"{report.num_gallery} gallery items",
         *([f"re-ranked with {rerank.describe()}"] if rerank is not None else []),
+        *(
+            [f"VehicleID protocol: the mean of {report.trials} random one-per-vehicle galleries"]
+            if report.trials
+            else []
+        ),
         "",
         "  ".join(f"{name:>7}" for name in ("mAP", "R1", "R5", "R10", "mINP")),
         "  ".join(f"{100 * value:6.2f}%" for value in summary.values()),
