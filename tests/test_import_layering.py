@@ -37,7 +37,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     # Features. Training evaluates as it goes with evaluation's engine; evaluation never
     # imports training (nor captioning), so a trained model is scored without training code.
     "captioning": frozenset(
-        {"model", "datasets", "templates", "config", "attributes", "hub", "errors"}
+        {"model", "datasets", "templates", "config", "attributes", "hub", "paths", "errors"}
     ),
     "training": frozenset(
         {"evaluation", "model", "datasets", "templates", "config", "method_options"}

@@ -29,6 +29,7 @@ from vlreid.captioning.builtin import builtin_model_path, is_builtin
 from vlreid.captioning.protocol import CaptionItem
 from vlreid.errors import ReIDError
 from vlreid.hub import hub_access
+from vlreid.paths import looks_like_path
 
 logger = logging.getLogger(__name__)
 
@@ -128,8 +129,8 @@ def load_llava(settings: LlavaSettings, device: torch.device) -> tuple[Any, Any]
     if is_builtin(settings.model):  # builtin:NAME -> the folder shipped in the package
         settings = replace(settings, model=str(builtin_model_path(settings.model)))
 
-    looks_like_path = settings.model.startswith((".", "/", "~")) or Path(settings.model).exists()
-    if looks_like_path and not Path(settings.model).expanduser().is_dir():
+    local = looks_like_path(settings.model)
+    if local and not Path(settings.model).expanduser().is_dir():
         raise ReIDError(
             f"model folder not found: {settings.model} (expected a folder written by "
             f"save_pretrained, or a hub id such as {DEFAULT_MODEL})"
@@ -146,8 +147,8 @@ def load_llava(settings: LlavaSettings, device: torch.device) -> tuple[Any, Any]
             bnb_4bit_compute_dtype=kwargs["dtype"],
         )
         kwargs["device_map"] = {"": device}
-    model_path = str(Path(settings.model).expanduser()) if looks_like_path else settings.model
-    cache_only = None if looks_like_path else hub_access(settings.model)  # seconds, not minutes
+    model_path = str(Path(settings.model).expanduser()) if local else settings.model
+    cache_only = None if local else hub_access(settings.model)  # seconds, not minutes
     if cache_only is not None:
         kwargs["local_files_only"] = True
     try:

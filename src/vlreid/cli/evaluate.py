@@ -141,7 +141,10 @@ def evaluate(
         ),
     ] = None,
 ) -> None:
-    """Market-protocol mAP, CMC (R1, R5, R10) and mINP of query features against the gallery."""
+    """Market-protocol mAP, CMC (R1, R5, R10) and mINP of query features against the gallery.
+
+    For --dataset vehicleid: VehicleID's protocol, the mean over --trials random galleries.
+    """
     from vlreid.evaluation.expect import failed_expectations, parse_expectation
     from vlreid.evaluation.feature_file import load_feature_file
     from vlreid.evaluation.scoring import (

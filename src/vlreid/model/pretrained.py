@@ -112,7 +112,7 @@ def pretrained_file(clip_model: str, pretrained: str | None) -> str | None:
     if tag:
         return _tag_file(clip_model, pretrained, tag)
     if Path(pretrained).name != pretrained or path.suffix in WEIGHTS_SUFFIXES:
-        raise ReIDError(f"model.pretrained: no weights file {path}; {LOCAL_WEIGHTS}")
+        raise ReIDError(f"model.pretrained: no weights file {path.absolute()}; {LOCAL_WEIGHTS}")
     tags = ", ".join(open_clip.list_pretrained_tags_by_model(clip_model)) or "none"
     raise ReIDError(
         f"model.pretrained {pretrained!r} is neither a weights file nor a pretrained tag of "
