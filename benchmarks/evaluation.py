@@ -53,6 +53,8 @@ REGIMES: dict[str, float] = {"1.0": 0.2, "0.8": 1.75, "0.3": 2.6, "0.01": float(
 """Target mAP -> feature noise against unit-variance identity centres (inf: random features)."""
 MSMT17_NOISE = 1.9
 """The msmt17 problem: a mid-quality model (mAP about 0.4)."""
+MSMT17_REGIMES: dict[str, float] = {"model": MSMT17_NOISE, "random": float("inf")}
+"""The msmt17 problems: that model, and random features (mAP about 0: the slowest ranking)."""
 
 
 def make_problem(size: str, noise: float, seed: int = 0) -> dict[str, np.ndarray]:
@@ -135,7 +137,7 @@ def run_ranking(size: str, regime: str, modules: dict[str, str], threads: list[i
     return figures
 
 
-def run_msmt17(case: str) -> dict:
+def run_msmt17(case: str, noise: float = MSMT17_NOISE) -> dict:
     """``gemm`` (the chunked distances alone) or ``ours`` (``evaluate_features``)."""
     import torch
 
@@ -146,7 +148,7 @@ def run_msmt17(case: str) -> dict:
         feature_chunks,
     )
 
-    problem = make_problem("msmt17", MSMT17_NOISE)
+    problem = make_problem("msmt17", noise)
     query = torch.from_numpy(problem["query_features"])
     gallery = torch.from_numpy(problem["gallery_features"])
     labels = [problem[key] for key in ("q_pids", "g_pids", "q_camids", "g_camids")]
@@ -203,15 +205,19 @@ def _msmt17_table(threads: list[int]) -> list:
     rows = []
     for thread_count in threads:
         gemm = _subprocess(["--case", "gemm"], [thread_count])
-        ours = _subprocess(["--case", "ours"], [thread_count])
-        print(
-            f"msmt17 threads {thread_count or 'all'}: distances alone {gemm['seconds']:.2f} s "
-            f"(peak {gemm['peak_mb']:.0f} MB), evaluate_features {ours['seconds']:.2f} s "
-            f"= {ours['seconds'] / gemm['seconds']:.2f}x (peak {ours['peak_mb']:.0f} MB, "
-            f"{ours['setup_peak_mb']:.0f} MB before; mAP {ours['mAP']:.3f})",
-            flush=True,
-        )
-        rows.append({"threads": thread_count, "gemm": gemm, "ours": ours})
+        row = {"threads": thread_count, "gemm": gemm}
+        for regime in MSMT17_REGIMES:
+            arguments = ["--case", "ours", "--regime", regime]
+            ours = row[regime] = _subprocess(arguments, [thread_count])
+            print(
+                f"msmt17 threads {thread_count or 'all'} {regime}: distances alone "
+                f"{gemm['seconds']:.2f} s (peak {gemm['peak_mb']:.0f} MB), evaluate_features "
+                f"{ours['seconds']:.2f} s = {ours['seconds'] / gemm['seconds']:.2f}x (peak "
+                f"{ours['peak_mb']:.0f} MB, {ours['setup_peak_mb']:.0f} MB before; mAP "
+                f"{ours['mAP']:.3f})",
+                flush=True,
+            )
+        rows.append(row)
     return rows
 
 
@@ -233,7 +239,8 @@ def main() -> None:
         else:
             if arguments.threads[0]:
                 torch.set_num_threads(arguments.threads[0])
-            figures = run_msmt17(arguments.case)
+            noise = MSMT17_REGIMES[arguments.regime] if arguments.regime else MSMT17_NOISE
+            figures = run_msmt17(arguments.case, noise)
         print(json.dumps(figures))
         return
     folder = arguments.peers_dir or Path(tempfile.mkdtemp(prefix="vlreid-peers-"))

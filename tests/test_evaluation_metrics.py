@@ -8,7 +8,9 @@ import torch
 
 from evaluation_reference import make_feature_problem, make_problem, reference_market
 from vlreid.errors import ReIDError
-from vlreid.evaluation import metrics
+from vlreid.evaluation import _ranking, metrics
+from vlreid.evaluation._accumulator import ChunkRanker, RankAccumulator
+from vlreid.evaluation._inputs import check_labels
 from vlreid.evaluation._ranking import BYTES_PER_DISTANCE, pack_keys
 from vlreid.evaluation.metrics import (
     EvaluationError,
@@ -25,6 +27,15 @@ def one_thread():  # type: ignore[no-untyped-def]
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True, params=["default", "buckets", "sort"])
+def counting(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test three times: as shipped, with every chunk counted by buckets, and with every
+    chunk's candidates sorted (the two ways of ``_ranking`` must give the same ranks)."""
+    shares = {"default": _ranking.SPARSE_SHARE, "buckets": -1.0, "sort": 1.0}
+    monkeypatch.setattr(_ranking, "SPARSE_SHARE", shares[request.param])
+    return str(request.param)
 
 
 def assert_matches_reference(result, reference) -> None:  # type: ignore[no-untyped-def]
@@ -260,3 +271,57 @@ def test_feature_errors() -> None:
         evaluate_features(np.zeros((1, 4)), np.zeros((1, 3)), *labels)
     with pytest.raises(EvaluationError, match="unknown metric 'hamming'"):
         evaluate_features(np.zeros((1, 4)), np.zeros((1, 4)), *labels, metric="hamming")
+
+
+@pytest.mark.parametrize("counting", ["default"], indirect=True)  # the shipped share decides
+def test_the_sort_counts_a_good_models_chunks_and_buckets_a_bad_ones(
+    monkeypatch: pytest.MonkeyPatch, counting: str
+) -> None:
+    sorted_chunks = []
+    sort = _ranking._negatives_before_sparse
+
+    def spy(*arguments):  # type: ignore[no-untyped-def]
+        sorted_chunks.append(arguments[1].shape[0])
+        return sort(*arguments)
+
+    monkeypatch.setattr(_ranking, "_negatives_before_sparse", spy)
+    for noise, expect_sorted in ((0.05, True), (100.0, False)):
+        sorted_chunks.clear()
+        problem = make_feature_problem(np.random.default_rng(3), 60, 900, noise)
+        result = evaluate_distmat(problem.distmat, *problem.labels())
+        assert_matches_reference(result, reference_market(problem.distmat, *problem.labels()))
+        assert bool(sorted_chunks) == expect_sorted
+        if expect_sorted:  # only the entries up to each row's farthest match
+            assert 0 < sum(sorted_chunks) < _ranking.SPARSE_SHARE * problem.distmat.size
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_parts_ranked_on_several_threads_give_the_same_figures(
+    monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    rng = np.random.default_rng(11)
+    problem = make_problem(rng, 70, 600)
+    query = rng.integers(-2, 3, (70, 8)).astype(np.float32)  # exact distances, ties included
+    gallery = rng.integers(-2, 3, (600, 8)).astype(np.float32)
+    distmat = ((query[:, None, :] - gallery[None, :, :]) ** 2).sum(-1)
+    labels = problem.labels()
+    reference = reference_market(distmat, *labels)
+    cpu = torch.device("cpu")
+    # the same parts on one thread and on several: the same sums, to the last bit
+    sums = []
+    for count in (1, workers):
+        accumulator = RankAccumulator(50, cpu)
+        tensors = check_labels(70, 600, *labels, cpu)
+        with ChunkRanker(accumulator, tensors, 4, 600, cpu, count) as ranker:
+            for start in range(0, 70, 18):  # chunks of 4 + 4 + 4 + 4 + 2 rows, the last of 16
+                ranker.rank(torch.from_numpy(distmat[start : start + 18]), start)
+        sums.append((accumulator.ap_sum, accumulator.inp_sum, accumulator.cmc().tolist()))
+    assert sums[0] == sums[1]
+    # and through the evaluators, whose parts are sized for the workers
+    monkeypatch.setattr(metrics, "ranking_workers", lambda device: workers)
+    for budget in (300_000, 64 * 2**20):
+        assert_matches_reference(
+            evaluate_distmat(distmat, *labels, memory_budget=budget), reference
+        )
+        by_features = evaluate_features(query, gallery, *labels, memory_budget=budget)
+        assert_matches_reference(by_features, reference)

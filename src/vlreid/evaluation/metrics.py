@@ -34,14 +34,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from vlreid.evaluation._accumulator import ChunkRanker, RankAccumulator, ranking_workers
 from vlreid.evaluation._inputs import ArrayLike, EvaluationError, check_labels, to_tensor
-from vlreid.evaluation._ranking import (
-    BYTES_PER_DISTANCE,
-    RankAccumulator,
-    Workspace,
-    accumulate_chunk,
-    rows_per_chunk,
-)
+from vlreid.evaluation._ranking import BYTES_PER_DISTANCE, rows_per_chunk
 
 logger = logging.getLogger(__name__)
 
@@ -184,14 +179,16 @@ def evaluate_distmat(
         raise EvaluationError(f"max_rank must be at least 1, got {max_rank}")
     accumulator = RankAccumulator(max_rank, device)
     budget = resolve_memory_budget(memory_budget, device, DISTMAT_MEMORY_BUDGET)
-    rows = min(rows_per_chunk(num_gallery, budget), num_query)
-    workspace = Workspace(rows, num_gallery, device)
-    for start in range(0, num_query, rows):
-        stop = min(start + rows, num_query)
-        distances = to_tensor(distmat[start:stop], device).to(torch.float32)
-        if _has_nan(distances):
-            raise EvaluationError(f"distmat has NaN values in query rows {start}..{stop - 1}")
-        accumulate_chunk(accumulator, distances, labels, start, workspace)
+    workers = ranking_workers(device)
+    part_rows = min(rows_per_chunk(num_gallery, budget // workers), num_query)
+    rows = part_rows * workers  # each worker ranks one part of a chunk
+    with ChunkRanker(accumulator, labels, part_rows, num_gallery, device, workers) as ranker:
+        for start in range(0, num_query, rows):
+            stop = min(start + rows, num_query)
+            distances = to_tensor(distmat[start:stop], device).to(torch.float32)
+            if _has_nan(distances):
+                raise EvaluationError(f"distmat has NaN values in query rows {start}..{stop - 1}")
+            ranker.rank(distances, start)
     return _finish(accumulator, num_query)
 
 
@@ -301,31 +298,33 @@ def evaluate_features(
     accumulator = RankAccumulator(max_rank, device)
     distances_to_gallery = GalleryDistances(gallery, metric)
     budget = resolve_memory_budget(memory_budget, device)
-    rows, ranked_rows = feature_chunks(num_gallery, budget, device)
+    workers = ranking_workers(device)
+    rows, ranked_rows = feature_chunks(num_gallery, budget, device, workers)
     rows, ranked_rows = min(rows, num_query), min(ranked_rows, num_query)
-    workspace = Workspace(ranked_rows, num_gallery, device)
     buffer = torch.empty(rows * num_gallery, dtype=torch.float32, device=device)
-    for start in range(0, num_query, rows):
-        chunk = query[start : start + rows]
-        distances = buffer[: chunk.shape[0] * num_gallery].view(chunk.shape[0], num_gallery)
-        distances = distances_to_gallery(chunk, out=distances)
-        for first in range(0, chunk.shape[0], ranked_rows):
-            part = distances[first : first + ranked_rows]
-            accumulate_chunk(accumulator, part, labels, start + first, workspace)
+    with ChunkRanker(accumulator, labels, ranked_rows, num_gallery, device, workers) as ranker:
+        for start in range(0, num_query, rows):
+            chunk = query[start : start + rows]
+            distances = buffer[: chunk.shape[0] * num_gallery].view(chunk.shape[0], num_gallery)
+            ranker.rank(distances_to_gallery(chunk, out=distances), start)
     return _finish(accumulator, num_query)
 
 
-def feature_chunks(num_gallery: int, memory_budget: int, device: torch.device) -> tuple[int, int]:
+def feature_chunks(
+    num_gallery: int, memory_budget: int, device: torch.device, workers: int = 1
+) -> tuple[int, int]:
     """Query rows per distance chunk of :func:`evaluate_features`, and per ranking pass.
 
     On CUDA both are :func:`rows_per_chunk` of the budget. On the CPU a chunk of the matrix
-    product is ranked ``RANKED_ENTRIES`` at a time, so that the ranking's passes run in the
-    last-level cache while the product keeps large chunks; the chunk's distances (4 bytes per
-    entry) and the ranking's buffers together fit in ``memory_budget``.
+    product is ranked ``RANKED_ENTRIES`` at a time by each of ``workers`` threads, so that the
+    ranking's passes run in the last-level cache while the product keeps large chunks; the
+    chunk's distances (4 bytes per entry) and the workers' buffers together fit in
+    ``memory_budget``.
     """
     if device.type != "cpu":
         rows = rows_per_chunk(num_gallery, memory_budget)
         return rows, rows
-    ranked = rows_per_chunk(num_gallery, min(memory_budget, RANKED_ENTRIES * BYTES_PER_DISTANCE))
-    left = memory_budget - ranked * num_gallery * (BYTES_PER_DISTANCE - 4)
+    share = memory_budget // workers
+    ranked = rows_per_chunk(num_gallery, min(share, RANKED_ENTRIES * BYTES_PER_DISTANCE))
+    left = memory_budget - workers * ranked * num_gallery * (BYTES_PER_DISTANCE - 4)
     return max(ranked, left // (4 * num_gallery)), ranked

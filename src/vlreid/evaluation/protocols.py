@@ -9,8 +9,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from vlreid.evaluation._accumulator import RankAccumulator
 from vlreid.evaluation._inputs import ArrayLike, EvaluationError, check_labels, to_tensor
-from vlreid.evaluation._ranking import MatchRanks, RankAccumulator, rank_matches, rows_per_chunk
+from vlreid.evaluation._ranking import MatchRanks, rank_matches, rows_per_chunk
 from vlreid.evaluation.metrics import (
     DISTMAT_MEMORY_BUDGET,
     RankingResult,
