@@ -10,12 +10,14 @@ Re-identification: A Survey and Outlook", TPAMI 2021).
 How it is computed: only the ranks of a query's matches matter. The rank of a match is one plus
 the number of valid gallery items ranked before it, so instead of sorting every gallery row the
 engine sorts the (few) matches of each query and counts the non-matching items before each of
-them: every distance goes through a monotone per-row map onto integer buckets (fine between the
-query's nearest and farthest match), one ``bincount`` counts the buckets, and only the items that
-share a bucket with a match are compared exactly (:mod:`vlreid.evaluation._ranking`). Every step
-is a vectorised pass, so the time hardly depends on how good the model is. Distances come in row
-chunks (from a distance matrix, or by a chunked matrix product from features), so the query x
-gallery matrix is never held whole.
+them (:mod:`vlreid.evaluation._ranking`). Where few items of a chunk of queries lie no farther
+than their query's farthest match (a good model), one comparison pass finds them and only those
+are sorted; otherwise every distance goes through a monotone per-row map onto integer buckets
+(fine between the query's nearest and farthest match), one ``bincount`` counts the buckets, and
+only the items that share a bucket with a match are compared exactly. Every step is a vectorised
+pass, so the time depends little on how good the model is. Distances come in row chunks (from a
+distance matrix, or by a chunked matrix product from features), so the query x gallery matrix
+is never held whole; on the CPU, the parts of a chunk are ranked on torch's thread count.
 
 Conventions that differ from torchreid, on purpose:
     - Ties: gallery items at exactly the same distance are ranked by gallery index (a stable
