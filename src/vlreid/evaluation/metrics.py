@@ -64,8 +64,9 @@ DISTMAT_MEMORY_BUDGET = 64 * 2**20
 """The same from a distance matrix, where nothing gains from large chunks."""
 RANKED_ENTRIES = 2**21
 """On the CPU, distances computed from features are ranked this many (query row x gallery item)
-entries at a time (about 50 MB of working memory): at MSMT17 size on one thread the ranking took
-3.7 s this way against 7.4 s in the product's 136-row chunks (``benchmarks/evaluation.py``)."""
+entries at a time by each thread (about 50 MB of working memory each): at MSMT17 size on one
+thread the bucket ranking took 3.7 s this way against 7.4 s in the product's 136-row chunks
+(``benchmarks/evaluation.py``, before the sorted path)."""
 CUDA_FREE_MEMORY_SHARE = 0.5
 """On CUDA, the default budget is this share of the device's free memory when the call starts."""
 
