@@ -317,7 +317,7 @@ def test_parts_ranked_on_several_threads_give_the_same_figures(
                 ranker.rank(torch.from_numpy(distmat[start : start + 18]), start)
         sums.append((accumulator.ap_sum, accumulator.inp_sum, accumulator.cmc().tolist()))
     assert sums[0] == sums[1]
-    # and through the evaluators, whose parts are sized for the workers
+    # and through the evaluators (evaluate_features' parts are sized for the workers)
     monkeypatch.setattr(metrics, "ranking_workers", lambda device: workers)
     for budget in (300_000, 64 * 2**20):
         assert_matches_reference(

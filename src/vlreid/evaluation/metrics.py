@@ -17,7 +17,8 @@ are sorted; otherwise every distance goes through a monotone per-row map onto in
 only the items that share a bucket with a match are compared exactly. Every step is a vectorised
 pass, so the time depends little on how good the model is. Distances come in row chunks (from a
 distance matrix, or by a chunked matrix product from features), so the query x gallery matrix
-is never held whole; on the CPU, the parts of a chunk are ranked on torch's thread count.
+is never held whole; from features on the CPU, the parts of each chunk of the product are
+ranked on torch's thread count.
 
 Conventions that differ from torchreid, on purpose:
     - Ties: gallery items at exactly the same distance are ranked by gallery index (a stable
@@ -182,10 +183,10 @@ def evaluate_distmat(
         raise EvaluationError(f"max_rank must be at least 1, got {max_rank}")
     accumulator = RankAccumulator(max_rank, device)
     budget = resolve_memory_budget(memory_budget, device, DISTMAT_MEMORY_BUDGET)
-    workers = ranking_workers(device)
-    part_rows = min(rows_per_chunk(num_gallery, budget // workers), num_query)
-    rows = part_rows * workers  # each worker ranks one part of a chunk
-    with ChunkRanker(accumulator, labels, part_rows, num_gallery, device, workers) as ranker:
+    # one worker: on a matrix already in memory, two threads ranking halves of each chunk were
+    # slower than one thread in 3 of 4 regimes (benchmarks/evaluation.py sizes, 2 cores)
+    rows = min(rows_per_chunk(num_gallery, budget), num_query)
+    with ChunkRanker(accumulator, labels, rows, num_gallery, device) as ranker:
         for start in range(0, num_query, rows):
             stop = min(start + rows, num_query)
             distances = to_tensor(distmat[start:stop], device).to(torch.float32)
