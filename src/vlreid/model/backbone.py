@@ -178,7 +178,10 @@ class ReIDModel(nn.Module):
             key = "attnpool.positional_embedding"
             side = math.isqrt(state[key].shape[0] - 1)
             source_grid = (side, side)
-        logger.info("resizing the positional embedding from %s to %s", source_grid, self.grid_size)
+        if source_grid != tuple(self.grid_size):
+            logger.info(
+                "resizing the positional embedding from %s to %s", source_grid, self.grid_size
+            )
         state[key] = resize_positional_embedding(state[key], source_grid, self.grid_size)
         self.visual.load_state_dict(state, strict=True)
 
